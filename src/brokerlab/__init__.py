@@ -1,0 +1,49 @@
+"""brokerlab: the helper package every notebook of the course imports.
+
+    import brokerlab as bl
+    run = bl.start_lesson("00.02", "rabbitmq", "redis")   # setup cell
+    ...
+    bl.cleanup(run)                                       # cleanup cell
+
+Modules, by what they do (a newcomer finds a thing by its name):
+    settings  environment variables → one frozen Settings object
+    health    round-trip checks and require()
+    clients   connection factories with bounded timeouts
+    naming    per-run names (Run) so re-runs and classmates never collide
+    workers   background producer/consumer threads with stop events
+    checks    bounded waits for check cells
+    cleanup   delete what a run created; list leftovers
+    local     start/stop/restart the native brokers (make brokers)
+"""
+
+from brokerlab.checks import settle, wait_for, wait_until
+from brokerlab.cleanup import cleanup, leftovers, rabbitmq_queues
+from brokerlab.clients import (
+    kafka_admin,
+    kafka_consumer,
+    kafka_producer,
+    rabbitmq_channel,
+    rabbitmq_connection,
+    redis_client,
+)
+from brokerlab.health import BrokerUnavailable, check, require, status_table
+from brokerlab.naming import Run
+from brokerlab.settings import Settings, get_settings
+from brokerlab.workers import Worker, running_workers, stop_all
+
+__all__ = [
+    "BrokerUnavailable", "Run", "Settings", "Worker", "check", "cleanup", "get_settings",
+    "kafka_admin", "kafka_consumer", "kafka_producer", "leftovers", "rabbitmq_channel",
+    "rabbitmq_connection", "rabbitmq_queues", "redis_client", "require", "running_workers",
+    "settle", "start_lesson", "status_table", "stop_all", "wait_for", "wait_until",
+]
+
+
+def start_lesson(lesson: str, *brokers: str) -> Run:
+    """The setup cell: check the brokers this notebook needs (fail fast), name this run."""
+    settings = get_settings()
+    require(*brokers, settings=settings)
+    run = Run(lesson, settings)
+    print(f"{lesson}: brokers {', '.join(brokers) or 'none'} reachable; "
+          f"this run's names start with {run.prefix!r}")
+    return run

@@ -1,0 +1,163 @@
+"""Where the brokers are: one frozen object read from environment variables.
+
+Every address has a localhost default, so the course runs on a laptop as it is, and
+the same notebooks run against a classroom or cloud cluster by setting variables:
+
+    RABBITMQ_URL             amqp://guest:guest@127.0.0.1:5672/%2F   (amqps:// for TLS)
+    RABBITMQ_MANAGEMENT_URL  http://127.0.0.1:15672                  (the management UI)
+    REDIS_URL                redis://127.0.0.1:6379/0                (rediss:// for TLS)
+    KAFKA_BOOTSTRAP_SERVERS  127.0.0.1:9092                          (comma-separated)
+    KAFKA_SECURITY_PROTOCOL  PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    KAFKA_SASL_MECHANISM     PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE
+    COURSE_NAMESPACE         a prefix for every queue/topic/key, e.g. a student's login
+    BROKERLAB_STATE_DIR      where the natively started brokers keep data and logs
+
+Taught in 00.01 (welcome and setup check).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_RABBITMQ_MANAGEMENT_URL = "http://127.0.0.1:15672"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the course cannot use; the message says which and why."""
+
+
+def default_state_dir() -> Path:
+    """The folder for the native brokers' data and logs (never /var/lib: any user can run it)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "brokerlab"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The course's connection settings. Build it with `Settings.from_env()`."""
+
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
+    rabbitmq_management_url: str = DEFAULT_RABBITMQ_MANAGEMENT_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    kafka_bootstrap_servers: tuple[str, ...] = (DEFAULT_KAFKA_BOOTSTRAP_SERVERS,)
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    namespace: str = "course"
+    state_dir: Path = field(default_factory=default_state_dir)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read the settings from `env` (default: os.environ) and validate them."""
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        settings = cls(
+            rabbitmq_url=get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL),
+            rabbitmq_management_url=get("RABBITMQ_MANAGEMENT_URL", DEFAULT_RABBITMQ_MANAGEMENT_URL),
+            redis_url=get("REDIS_URL", DEFAULT_REDIS_URL),
+            kafka_bootstrap_servers=tuple(
+                s.strip()
+                for s in get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_BOOTSTRAP_SERVERS).split(",")
+                if s.strip()
+            ),
+            kafka_security_protocol=get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+            kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+            kafka_ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+            namespace=get("COURSE_NAMESPACE", "course").lower(),
+            state_dir=Path(get("BROKERLAB_STATE_DIR", str(default_state_dir()))).expanduser(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the variable when a value cannot work."""
+        if urlsplit(self.rabbitmq_url).scheme not in ("amqp", "amqps"):
+            raise SettingsError(
+                f"RABBITMQ_URL must start with amqp:// or amqps://, got {self.rabbitmq_url!r}"
+            )
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(
+                f"REDIS_URL must start with redis://, rediss:// or unix://, got {self.redis_url!r}"
+            )
+        if not self.kafka_bootstrap_servers:
+            raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is empty; e.g. 127.0.0.1:9092")
+        for server in self.kafka_bootstrap_servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise SettingsError(
+                    f"KAFKA_BOOTSTRAP_SERVERS entries must be host:port, got {server!r}"
+                )
+        if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(
+                "KAFKA_SECURITY_PROTOCOL must be one of "
+                f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}, got {self.kafka_security_protocol!r}"
+            )
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise SettingsError(
+                "KAFKA_SECURITY_PROTOCOL is SASL_*: set KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too"
+            )
+        if not _NAMESPACE_RE.match(self.namespace):
+            raise SettingsError(
+                "COURSE_NAMESPACE must be 1-32 characters of a-z, 0-9, '-' or '_', "
+                f"starting with a letter or digit, got {self.namespace!r}"
+            )
+
+    def kafka_client_config(self) -> dict[str, object]:
+        """Connection keyword arguments shared by every kafka-python client."""
+        config: dict[str, object] = {
+            "bootstrap_servers": list(self.kafka_bootstrap_servers),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            config["sasl_plain_password"] = self.kafka_sasl_password
+        if self.kafka_ssl_cafile:
+            config["ssl_cafile"] = self.kafka_ssl_cafile
+        return config
+
+    def display_url(self, broker: str) -> str:
+        """The broker's address for messages, with any password hidden."""
+        if broker == "rabbitmq":
+            return redact(self.rabbitmq_url)
+        if broker == "redis":
+            return redact(self.redis_url)
+        if broker == "kafka":
+            return ",".join(self.kafka_bootstrap_servers)
+        raise ValueError(f"unknown broker {broker!r}; expected rabbitmq, redis or kafka")
+
+
+def redact(url: str) -> str:
+    """Hide the password in a URL: amqp://guest:***@host:5672/ (safe to print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def get_settings() -> Settings:
+    """The settings from the current environment (re-read on every call: cheap)."""
+    return Settings.from_env()
