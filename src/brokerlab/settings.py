@@ -138,6 +138,16 @@ class Settings:
             config["ssl_cafile"] = self.kafka_ssl_cafile
         return config
 
+    def __repr__(self) -> str:
+        # Never show passwords: settings get printed in notebooks and tracebacks.
+        return (
+            f"Settings(rabbitmq_url={redact(self.rabbitmq_url)!r}, "
+            f"redis_url={redact(self.redis_url)!r}, "
+            f"kafka_bootstrap_servers={self.kafka_bootstrap_servers!r}, "
+            f"kafka_security_protocol={self.kafka_security_protocol!r}, "
+            f"namespace={self.namespace!r}, state_dir={str(self.state_dir)!r})"
+        )
+
     def display_url(self, broker: str) -> str:
         """The broker's address for messages, with any password hidden."""
         if broker == "rabbitmq":

@@ -1,0 +1,101 @@
+# The course's commands. The two that matter (README):
+#   make lab    install what is missing, start the brokers natively, open JupyterLab
+#   make test   what CI runs: lint, unit tests, labs, and every notebook against real brokers
+# BROKERS=external skips the native brokers (docker compose, a classroom cluster): the
+# addresses then come from RABBITMQ_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BROKERS ?= native
+NOTEBOOK_TIMEOUT ?= 180
+NBVAL := $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+	--nbval-cell-timeout=$(NOTEBOOK_TIMEOUT) -q
+# Each test run gets its own namespace, so leftovers are attributable to it.
+export COURSE_NAMESPACE ?= test$(shell date +%s)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help install install-system install-python brokers stop status lab test \
+	lint unit labs nav strip notebooks notebooks-twice binder-smoke measure clean-state
+
+help:
+	@sed -n '1,6p' Makefile
+
+install: install-system install-python
+
+install-system:
+	@bash tools/install_system.sh
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) requirements.txt pyproject.toml
+	$(PY) -m pip install -q -r requirements.txt -e .
+	touch $@
+
+install-python: $(VENV)/.installed
+
+brokers: install
+ifeq ($(BROKERS),native)
+	$(PY) -m brokerlab.local start
+else
+	@echo "BROKERS=$(BROKERS): using brokers at the environment's addresses"
+	$(PY) -c 'import brokerlab; [print(s) for s in brokerlab.require()]'
+endif
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.local stop; else echo "nothing installed"; fi
+
+status: install-python
+	$(PY) -m brokerlab.local status
+
+lab: brokers
+	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \
+		--ServerApp.root_dir=$(CURDIR) notebooks/00.00-index.ipynb
+
+# ---- tests (each step also runs on its own) ----
+
+test: brokers lint unit binder-smoke notebooks-twice
+	@echo "make test: all green"
+
+lint: install-python
+	$(PY) -m ruff check src tools tests notebooks solutions labs
+	$(PY) -m nbstripout --keep-id --verify notebooks/*.ipynb solutions/*.ipynb labs/*.ipynb
+	$(PY) tools/make_labs.py --check
+	$(PY) tools/make_nav.py --check
+	$(PY) tools/lint_notebooks.py
+
+unit: install-python
+	$(PY) -m pytest -p no:cacheprovider -q tests
+
+binder-smoke: install-python
+ifeq ($(BROKERS),native)
+	binder/start python -c 'import brokerlab; [print(s) for s in brokerlab.require("redis", "rabbitmq", "kafka")]'
+endif
+
+notebooks: install-python
+	$(NBVAL) notebooks solutions
+
+# Every notebook twice in a row, from fresh kernels; then nothing may be left behind.
+notebooks-twice: install-python
+	$(NBVAL) notebooks solutions
+	$(NBVAL) notebooks solutions
+	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
+
+# ---- maintenance ----
+
+labs: install-python
+	$(PY) tools/make_labs.py
+
+nav: install-python
+	$(PY) tools/make_nav.py
+
+strip: install-python
+	$(PY) -m nbstripout --keep-id notebooks/*.ipynb solutions/*.ipynb labs/*.ipynb
+
+measure: brokers
+	$(PY) tools/measure_stack.py
+
+clean-state: stop
+	rm -rf "$${BROKERLAB_STATE_DIR:-$$HOME/.local/state/brokerlab}"

@@ -1,0 +1,192 @@
+"""Lint the course notebooks in notebooks/, labs/ and solutions/.
+
+Why: the course conventions (COURSE.md, "Notebook conventions") are what let a learner
+run any notebook top to bottom without it hanging, let CI prove every lesson, and let
+a maintainer add a lesson by copying one. This tool turns them into checks that fail
+fast, one ``path: message`` line per violation (exit 1 if any):
+
+- names ``MM.NN-kebab-title.ipynb``, so they sort and the navigation can be generated;
+- labs/X <-> solutions/X, and every solutions/MM.NN-* has a lesson notebooks/MM.NN-*;
+- cell 0 is markdown ``# MM.NN · Title`` (MM.NN = the file's, U+00B7 middle dot) with
+  a learning-goals list (a line containing "learning goals" or "you will", then at
+  least two ``- `` bullets);
+- exactly one code cell tagged ``setup`` and at least one cell tagged ``cleanup``
+  (the index ``00.00-*`` is exempt), so re-runs start clean and leave nothing behind;
+- tags only from :data:`ALLOWED_TAGS`;
+- no outputs or execution counts (outputs are stripped before commit), kernelspec
+  ``python3``;
+- solution markers only in solutions/, and each solution has at least one region
+  (outside ``solution-only`` cells), or its lab has nothing to solve;
+- no calls that block the kernel in code cells (full-line comments are ignored):
+  ``start_consuming(``, ``.listen()``, ``while True``, ``for x in consumer``.
+  Consume in a background worker with a stop event and bounded waits instead.
+
+Usage: ``python tools/lint_notebooks.py [--root DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("notebooks", "labs", "solutions")
+NAME_RE = re.compile(r"^\d\d\.\d\d-[a-z0-9]+(-[a-z0-9]+)*\.ipynb$")
+TITLE_RE = re.compile(r"# (\d\d\.\d\d) · ")
+ALLOWED_TAGS = frozenset(
+    {"setup", "cleanup", "check", "exercise", "solution-only", "nav", "raises-exception"}
+)
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+BLOCKING = (
+    (re.compile(r"start_consuming\("), "start_consuming("),
+    (re.compile(r"\.listen\(\)"), ".listen()"),
+    (re.compile(r"\bwhile True\b"), "while True"),
+    (re.compile(r"\bfor \w+ in \w*consumer\s*:"), "for ... in consumer"),
+)
+
+
+def _tags(cell: NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def has_goals(source: str) -> bool:
+    """A "learning goals"/"you will" line followed by at least two ``- `` bullets."""
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        if "learning goals" in line.lower() or "you will" in line.lower():
+            bullets = 0
+            for following in lines[i + 1 :]:
+                text = following.strip()
+                if text.startswith("- "):
+                    bullets += 1
+                elif text and not (bullets and following[:1].isspace()):
+                    break  # indented lines continue a wrapped bullet
+            if bullets >= 2:
+                return True
+    return False
+
+
+def _title(nb: NotebookNode, name: str) -> list[str]:
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "markdown":
+        return ["cell 0 must be a markdown title cell '# MM.NN · Title'"]
+    msgs = []
+    match = TITLE_RE.match(first.source)
+    if not match:
+        msgs.append("cell 0 must start with '# MM.NN · ' (middle dot U+00B7)")
+    elif re.match(r"\d\d\.\d\d-", name) and match.group(1) != name[:5]:
+        msgs.append(f"title number {match.group(1)} does not match the file name {name[:5]}")
+    if not has_goals(first.source):
+        msgs.append(
+            "cell 0 needs a learning-goals list: a line with 'Learning goals' or "
+            "'you will', then at least two '- ' bullets"
+        )
+    return msgs
+
+
+def _structure(nb: NotebookNode, name: str) -> list[str]:
+    msgs = []
+    if not name.startswith("00.00-"):
+        setup = sum(1 for c in nb.cells if c.cell_type == "code" and "setup" in _tags(c))
+        if setup != 1:
+            msgs.append(f"needs exactly one code cell tagged 'setup' (found {setup})")
+        if not any("cleanup" in _tags(c) for c in nb.cells):
+            msgs.append("needs a cell tagged 'cleanup' (stop workers, delete what it made)")
+    for i, cell in enumerate(nb.cells):
+        unknown = sorted(set(_tags(cell)) - ALLOWED_TAGS)
+        if unknown:
+            allowed = ", ".join(sorted(ALLOWED_TAGS))
+            msgs.append(f"cell {i}: unknown tag(s) {', '.join(unknown)} (allowed: {allowed})")
+        if cell.cell_type == "code" and cell.get("outputs"):
+            msgs.append(f"cell {i}: has outputs (strip outputs before committing)")
+        if cell.cell_type == "code" and cell.get("execution_count") is not None:
+            msgs.append(f"cell {i}: has an execution count (strip outputs before committing)")
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel != "python3":
+        msgs.append(f"kernelspec name must be 'python3' (found {kernel!r})")
+    return msgs
+
+
+def _code(nb: NotebookNode, folder: str) -> list[str]:
+    msgs = []
+    regions = 0
+    for i, cell in enumerate(nb.cells):
+        for number, line in enumerate(cell.source.split("\n"), start=1):
+            text = line.strip()
+            if text in MARKERS:
+                if folder != "solutions":
+                    msgs.append(f"cell {i}, line {number}: '{text}' outside solutions/")
+                elif text == MARKERS[0] and cell.cell_type == "code":
+                    regions += "solution-only" not in _tags(cell)
+            if cell.cell_type != "code" or text.startswith("#"):
+                continue
+            for pattern, label in BLOCKING:
+                if pattern.search(line):
+                    msgs.append(
+                        f"cell {i}, line {number}: '{label}' blocks the kernel; consume in "
+                        "a background worker with a stop event and bounded waits"
+                    )
+    if folder == "solutions" and not regions:
+        msgs.append(f"no '{MARKERS[0]}' region: the generated lab would have nothing to solve")
+    return msgs
+
+
+def lint_notebook(folder: str, path: Path) -> list[str]:
+    """Violations in one notebook (messages without the path)."""
+    msgs = []
+    if not NAME_RE.match(path.name):
+        msgs.append("file name must be MM.NN-kebab-title.ipynb (lowercase, digits, hyphens)")
+    invalid: dict[str, Any] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        nb = nbformat.reads(text, as_version=4, capture_validation_error=invalid)
+    except (OSError, ValueError) as error:
+        return [*msgs, f"cannot read notebook: {error}"]
+    if invalid.get("ValidationError"):
+        msgs.append(f"invalid notebook: {invalid['ValidationError'].message}")
+    return msgs + _title(nb, path.name) + _structure(nb, path.name) + _code(nb, folder)
+
+
+def lint(root: Path) -> list[str]:
+    """Every violation under ``root`` as ``path: message``, path relative to ``root``."""
+    found = {f: sorted(p.name for p in (root / f).glob("*.ipynb")) for f in FOLDERS}
+    problems = []
+    for folder, names in found.items():
+        for name in names:
+            messages = lint_notebook(folder, root / folder / name)
+            problems += [f"{folder}/{name}: {m}" for m in messages]
+    labs, solutions = set(found["labs"]), set(found["solutions"])
+    problems += [
+        f"labs/{n}: no solutions/{n} (labs are generated)" for n in sorted(labs - solutions)
+    ]
+    problems += [
+        f"solutions/{n}: no labs/{n} (run python tools/make_labs.py)"
+        for n in sorted(solutions - labs)
+    ]
+    lessons = {n[:5] for n in found["notebooks"]}
+    problems += [
+        f"solutions/{n}: no lesson notebooks/{n[:5]}-*.ipynb"
+        for n in sorted(solutions)
+        if n[:5] not in lessons
+    ]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help="course root (default: repo)")
+    args = parser.parse_args(argv)
+    problems = lint(args.root.resolve())
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)" if problems else "notebooks ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
