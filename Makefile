@@ -12,7 +12,11 @@ NOTEBOOK_TIMEOUT ?= 180
 NBVAL := $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-cell-timeout=$(NOTEBOOK_TIMEOUT) -q
 # Each test run gets its own namespace, so leftovers are attributable to it.
-export COURSE_NAMESPACE ?= test$(shell date +%s)
+# (`:=` so it is computed once: every step must see the same namespace.)
+ifeq ($(origin COURSE_NAMESPACE),undefined)
+COURSE_NAMESPACE := test$(shell date +%s)
+endif
+export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test \
@@ -36,10 +40,11 @@ $(VENV)/.installed: $(PY) requirements.txt pyproject.toml
 
 install-python: $(VENV)/.installed
 
-brokers: install
 ifeq ($(BROKERS),native)
+brokers: install
 	$(PY) -m brokerlab.local start
 else
+brokers: install-python
 	@echo "BROKERS=$(BROKERS): using brokers at the environment's addresses"
 	$(PY) -c 'import brokerlab; [print(s) for s in brokerlab.require()]'
 endif
