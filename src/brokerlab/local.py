@@ -17,6 +17,9 @@ Binder's notebook user and a laptop all work the same way:
 - Kafka: Apache Kafka's own jars from Maven Central (pom.xml beside this file), single
   node in KRaft mode on 127.0.0.1:9092 (controller on 9093), Java 17, a small heap.
 
+Redis and Kafka listen on the port their URL names (REDIS_URL, KAFKA_BOOTSTRAP_SERVERS),
+so a second, throw-away instance can run beside the course's (the launcher's own tests).
+
 A broker that already answers is reused and never stopped by us. We stop only what we
 started (its pid file names a process whose command line points into our state folder).
 Notebooks call `restart(...)` for the persistence demos (01.03, 02.04, 03.04).
@@ -39,6 +42,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from brokerlab.health import check
 from brokerlab.settings import Settings, get_settings
@@ -185,6 +189,14 @@ def _require_binary(path: str, what: str) -> str:
     return found
 
 
+def redis_port(settings: Settings) -> int:
+    return urlsplit(settings.redis_url).port or 6379
+
+
+def kafka_port(settings: Settings) -> int:
+    return int(settings.kafka_bootstrap_servers[0].rpartition(":")[2])
+
+
 def _redis_argv(settings: Settings, p: Paths, fresh_config: bool) -> list[str]:
     server = _require_binary("redis-server", "Redis")
     conf = p.root / "redis.conf"
@@ -195,7 +207,7 @@ def _redis_argv(settings: Settings, p: Paths, fresh_config: bool) -> list[str]:
         # from a notebook keeps that, `make brokers` starts from these defaults.
         conf.write_text(
             "# Written by brokerlab.local; CONFIG REWRITE may change it.\n"
-            "bind 127.0.0.1\nport 6379\nprotected-mode yes\ndaemonize no\n"
+            f"bind 127.0.0.1\nport {redis_port(settings)}\nprotected-mode yes\ndaemonize no\n"
             f'dir "{data}"\n'
             'save ""\nappendonly no\n'
             "maxmemory 256mb\nmaxmemory-policy noeviction\n"
@@ -256,14 +268,14 @@ def _kafka_cluster_id() -> str:
             return cid
 
 
-def _kafka_properties(p: Paths) -> str:
+def _kafka_properties(p: Paths, port: int) -> str:
     data = p.root / "data"
     return (
         "# Written by brokerlab.local: one node, broker and controller in one process.\n"
         "process.roles=broker,controller\nnode.id=1\n"
-        "controller.quorum.bootstrap.servers=127.0.0.1:9093\n"
-        "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
-        "advertised.listeners=PLAINTEXT://127.0.0.1:9092\n"
+        f"controller.quorum.bootstrap.servers=127.0.0.1:{port + 1}\n"
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
         "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
         f"log.dirs={data}\n"
@@ -339,11 +351,11 @@ def _java() -> str:
     return java
 
 
-def _kafka_argv(p: Paths) -> list[str]:
+def _kafka_argv(p: Paths, port: int) -> list[str]:
     java = _java()
     lib = fetch_kafka()
     props = p.root / "server.properties"
-    text = _kafka_properties(p)
+    text = _kafka_properties(p, port)
     # A state folder from an earlier run (another Kafka version or config) must never
     # break the next start: when the stamp differs, the old log is wiped and reformatted.
     stamp = hashlib.sha256(f"{kafka_version()}\n{text}".encode()).hexdigest()
@@ -414,7 +426,8 @@ def start(broker: str, settings: Settings | None = None, *, fresh_config: bool =
     if managed_pid(broker, settings) is not None:
         # Ours but not answering (hung, or still booting from an earlier call): replace it.
         stop(broker, settings, echo=echo)
-    ports = {"redis": [6379], "rabbitmq": [5672, 15672, 25672], "kafka": [9092, 9093]}[broker]
+    ports = {"redis": [redis_port(settings)], "rabbitmq": [5672, 15672, 25672],
+             "kafka": [kafka_port(settings), kafka_port(settings) + 1]}[broker]
     busy = [port for port in ports if _port_open("127.0.0.1", port)]
     if busy:
         raise LauncherError(
@@ -432,10 +445,22 @@ def start(broker: str, settings: Settings | None = None, *, fresh_config: bool =
         (p.root / "epmd.ours").write_text("no\n" if epmd_running else "yes\n")
         pid = _spawn(broker, [str(RABBITMQ_SERVER)], _rabbitmq_env(settings, p), p)
     elif broker == "kafka":
-        pid = _spawn(broker, _kafka_argv(p), dict(os.environ), p)
+        pid = _spawn(broker, _kafka_argv(p, kafka_port(settings)), dict(os.environ), p)
     else:
         raise LauncherError(f"unknown broker {broker!r}; expected one of {', '.join(BROKERS)}")
-    seconds = _wait_ready(broker, pid, settings, p, READY_TIMEOUT[broker])
+    try:
+        seconds = _wait_ready(broker, pid, settings, p, READY_TIMEOUT[broker])
+    except LauncherError as exc:
+        if broker != "kafka" or _alive(pid):
+            raise
+        # A Kafka log folder left by an earlier run (another cluster id, a half-written
+        # format, a crash mid-write) must not block the course: reformat once and retry.
+        echo(f"kafka     could not start on its old data ({str(exc).splitlines()[0]}); "
+             f"reformatting {p.root / 'data'} and retrying")
+        shutil.rmtree(p.root / "data", ignore_errors=True)
+        (p.root / "format.stamp").unlink(missing_ok=True)
+        pid = _spawn(broker, _kafka_argv(p, kafka_port(settings)), dict(os.environ), p)
+        seconds = _wait_ready(broker, pid, settings, p, READY_TIMEOUT[broker])
     echo(f"{broker:9} started at {settings.display_url(broker)} in {seconds:.1f} s "
          f"(pid {pid}, log {p.log})")
     return "started"
