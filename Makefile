@@ -19,7 +19,7 @@ endif
 export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install install-system install-python brokers stop status lab test \
+.PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
 	lint unit labs nav strip notebooks notebooks-twice binder-smoke measure clean-state
 
 help:
@@ -50,10 +50,19 @@ brokers: install-python
 endif
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m brokerlab.local stop; else echo "nothing installed"; fi
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.cluster stop && $(PY) -m brokerlab.local stop; \
+	else echo "nothing installed"; fi
+
+# Three-node clusters of each broker (module 04); `make stop` stops them too.
+cluster: install
+	$(PY) -m brokerlab.cluster start
+
+stop-cluster:
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.cluster stop; fi
 
 status: install-python
 	$(PY) -m brokerlab.local status
+	@$(PY) -m brokerlab.cluster status
 
 lab: brokers
 	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \

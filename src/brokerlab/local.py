@@ -441,8 +441,6 @@ def start(broker: str, settings: Settings | None = None, *, fresh_config: bool =
         pid = _spawn(broker, _redis_argv(settings, p, fresh_config), dict(os.environ), p)
     elif broker == "rabbitmq":
         _require_binary(str(RABBITMQ_SERVER), "RabbitMQ")
-        epmd_running = _port_open("127.0.0.1", 4369)
-        (p.root / "epmd.ours").write_text("no\n" if epmd_running else "yes\n")
         pid = _spawn(broker, [str(RABBITMQ_SERVER)], _rabbitmq_env(settings, p), p)
     elif broker == "kafka":
         pid = _spawn(broker, _kafka_argv(p, kafka_port(settings)), dict(os.environ), p)
@@ -513,12 +511,20 @@ def stop(broker: str, settings: Settings | None = None, *, crash: bool = False,
     _kill_group(pid, signal.SIGKILL)  # anything left in its process group
     p.pid.unlink(missing_ok=True)
     if broker == "rabbitmq":
-        epmd_flag = p.root / "epmd.ours"
-        if epmd_flag.exists() and epmd_flag.read_text().strip() == "yes" and shutil.which("epmd"):
-            subprocess.run(["epmd", "-kill"], capture_output=True, timeout=10)
-            epmd_flag.unlink(missing_ok=True)
+        stop_idle_epmd()
     echo(f"{broker:9} {'killed' if crash else 'stopped'} (pid {pid})")
     return "stopped"
+
+
+def stop_idle_epmd() -> None:
+    """Stop Erlang's port mapper once no node is registered with it (RabbitMQ starts it
+    and leaves it running; with no node left it serves nothing)."""
+    epmd = shutil.which("epmd")
+    if not epmd or not _port_open("127.0.0.1", 4369):
+        return
+    names = subprocess.run([epmd, "-names"], capture_output=True, text=True, timeout=10)
+    if names.returncode == 0 and "name " not in names.stdout:
+        subprocess.run([epmd, "-kill"], capture_output=True, timeout=10)
 
 
 def restart(broker: str, settings: Settings | None = None, *, crash: bool = False,

@@ -11,6 +11,11 @@ the same notebooks run against a classroom or cloud cluster by setting variables
     KAFKA_SASL_MECHANISM     PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE
     COURSE_NAMESPACE         a prefix for every queue/topic/key, e.g. a student's login
+    Clusters (module 04; `make cluster` starts them natively on these addresses):
+    KAFKA_CLUSTER_BOOTSTRAP_SERVERS  127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+    RABBITMQ_CLUSTER_URLS    amqp://guest:guest@127.0.0.1:5673/%2F,...:5674/..,...:5675/..
+    REDIS_SENTINELS          127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381
+    REDIS_SENTINEL_MASTER    course
     BROKERLAB_STATE_DIR      where the natively started brokers keep data and logs
 
 Taught in 00.01 (welcome and setup check).
@@ -28,6 +33,10 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_RABBITMQ_MANAGEMENT_URL = "http://127.0.0.1:15672"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_KAFKA_CLUSTER = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+DEFAULT_RABBITMQ_CLUSTER = ",".join(
+    f"amqp://guest:guest@127.0.0.1:{port}/%2F" for port in (5673, 5674, 5675))
+DEFAULT_REDIS_SENTINELS = "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381"
 
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -58,6 +67,10 @@ class Settings:
     kafka_ssl_cafile: str | None = None
     namespace: str = "course"
     state_dir: Path = field(default_factory=default_state_dir)
+    kafka_cluster_bootstrap_servers: tuple[str, ...] = tuple(DEFAULT_KAFKA_CLUSTER.split(","))
+    rabbitmq_cluster_urls: tuple[str, ...] = tuple(DEFAULT_RABBITMQ_CLUSTER.split(","))
+    redis_sentinels: tuple[str, ...] = tuple(DEFAULT_REDIS_SENTINELS.split(","))
+    redis_sentinel_master: str = "course"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,6 +97,11 @@ class Settings:
             kafka_ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
             namespace=get("COURSE_NAMESPACE", "course").lower(),
             state_dir=Path(get("BROKERLAB_STATE_DIR", str(default_state_dir()))).expanduser(),
+            kafka_cluster_bootstrap_servers=_split(
+                get("KAFKA_CLUSTER_BOOTSTRAP_SERVERS", DEFAULT_KAFKA_CLUSTER)),
+            rabbitmq_cluster_urls=_split(get("RABBITMQ_CLUSTER_URLS", DEFAULT_RABBITMQ_CLUSTER)),
+            redis_sentinels=_split(get("REDIS_SENTINELS", DEFAULT_REDIS_SENTINELS)),
+            redis_sentinel_master=get("REDIS_SENTINEL_MASTER", "course"),
         )
         settings.validate()
         return settings
@@ -166,6 +184,10 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def get_settings() -> Settings:
