@@ -66,7 +66,8 @@ status: install-python
 
 lab: brokers
 	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \
-		--ServerApp.root_dir=$(CURDIR) notebooks/00.00-index.ipynb
+		--ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) \
+		notebooks/00.00-index.ipynb
 
 # ---- tests (each step also runs on its own) ----
 
