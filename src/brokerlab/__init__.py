@@ -43,7 +43,7 @@ def start_lesson(lesson: str, *brokers: str) -> Run:
     """The setup cell: check the brokers this notebook needs (fail fast), name this run."""
     settings = get_settings()
     require(*brokers, settings=settings)
-    run = Run(lesson, settings)
+    run = Run(lesson, settings, brokers=tuple(brokers))
     print(f"{lesson}: brokers {', '.join(brokers) or 'none'} reachable; "
           f"this run's names start with {run.prefix!r}")
     return run

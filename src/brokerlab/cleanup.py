@@ -82,9 +82,13 @@ def leftovers(prefix: str, settings: Settings | None = None) -> dict[str, list[s
     }
 
 
-def cleanup(run: Run, brokers: tuple[str, ...] = ("rabbitmq", "redis", "kafka")) -> dict[str, int]:
-    """Stop the run's workers and delete every resource named by the run. Never hangs."""
+def cleanup(run: Run, brokers: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Stop the run's workers and delete every resource named by the run. Never hangs.
+
+    Touches the brokers the run's lesson required (all three if it named none).
+    """
     settings = run.settings
+    brokers = brokers or run.brokers or ("rabbitmq", "redis", "kafka")
     stop_all(prefix=run.prefix)
     deleted = {"queues": 0, "exchanges": 0, "keys": 0, "topics": 0, "groups": 0}
     if "rabbitmq" in brokers and (run.queues or run.exchanges):

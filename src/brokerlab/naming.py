@@ -39,6 +39,7 @@ class Run:
     lesson: str
     settings: Settings = field(default_factory=get_settings)
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    brokers: tuple[str, ...] = ()  # what start_lesson required: what cleanup touches
     queues: list[str] = field(default_factory=list)
     exchanges: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
