@@ -20,7 +20,7 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice binder-smoke measure clean-state
+	lint unit labs nav strip notebooks notebooks-twice binder-smoke browser-test measure clean-state
 
 help:
 	@sed -n '1,6p' Makefile
@@ -71,7 +71,8 @@ lab: brokers
 
 # ---- tests (each step also runs on its own) ----
 
-test: brokers lint unit binder-smoke notebooks-twice
+test: export WITH_BROWSER := 1
+test: brokers lint unit binder-smoke notebooks-twice browser-test
 	@echo "make test: all green"
 
 lint: install-python
@@ -97,6 +98,12 @@ notebooks-twice: install-python
 	$(NBVAL) notebooks solutions
 	$(NBVAL) notebooks solutions
 	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
+
+# The control panels in a real browser: Debian's chromium driven by Playwright (< 3 min).
+# Saves artifacts/control-panel.png.
+browser-test: install-python
+	@test -x /usr/bin/chromium || { echo "browser-test needs Chromium: sudo apt-get install -y chromium"; exit 1; }
+	$(PY) tools/browser_test.py --chromium /usr/bin/chromium
 
 # ---- maintenance ----
 

@@ -4,7 +4,8 @@ methods; anything a button does, a test can do by calling the same method.
 Threads update widget *values* only (never `print`, never `with output:`), as the
 ipywidgets docs on asynchronous widgets advise.
 
-Taught in 00.01 (the live broker status board).
+Taught in 00.01 (the live broker status board). The control panel that starts, stops
+and kills producers and consumers lives in `brokerlab.panel` (00.03), re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 
 from brokerlab.health import NAMES, START_HINT, BrokerStatus, status_table
+from brokerlab.panel import ControlPanel
 from brokerlab.settings import Settings, get_settings
+
+__all__ = ["ControlPanel", "StatusBoard"]
 
 
 def _status_html(rows: Sequence[BrokerStatus]) -> str:
