@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.request
 from urllib.parse import quote, unquote, urlsplit
 
@@ -113,15 +114,25 @@ def cleanup(run: Run, brokers: tuple[str, ...] | None = None) -> dict[str, int]:
             finally:
                 client.close()
     if "kafka" in brokers:
-        topics, groups = _kafka_names(run.prefix, settings)
-        admin = kafka_admin(settings)
-        try:
-            if groups:
-                admin.delete_groups(groups)
-                deleted["groups"] = len(groups)
-            if topics:
-                admin.delete_topics(topics)
-                deleted["topics"] = len(topics)
-        finally:
-            admin.close()
+        # Delete, then look again (bounded): a consumer closed a moment ago may still
+        # have a metadata request in flight that re-creates a just-deleted topic
+        # (kafka-python 3.0 asks with auto-creation on).
+        deadline = time.monotonic() + 5.0
+        while True:
+            topics, groups = _kafka_names(run.prefix, settings)
+            if not topics and not groups:
+                break
+            admin = kafka_admin(settings)
+            try:
+                if groups:
+                    admin.delete_groups(groups)
+                    deleted["groups"] = max(deleted["groups"], len(groups))
+                if topics:
+                    admin.delete_topics(topics)
+                    deleted["topics"] = max(deleted["topics"], len(topics))
+            finally:
+                admin.close()
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     return deleted

@@ -595,6 +595,23 @@ def redis_stream_consumer(name: str, stream: str, group: str, handler: Handler |
 # ---------------------------------------------------------------- Kafka
 
 
+def _wait_for_topic_metadata(consumer: Any, topic: str, timeout: float = 10.0) -> None:
+    """Know the topic before the first poll joins the group (bounded).
+
+    Otherwise kafka-python 3.0.12 may join before its metadata is filled in, rebalance
+    again when it is, and, if a poll() times out during that second join, silently drop
+    the assignment: the member then reads nothing, ever (found while writing 03.02).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if topic in consumer.topics():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+
+
 def kafka_consumer_worker(name: str, topic: str, group: str, handler: Handler | None = None,
                           *, settings: Settings | None = None, **config: Any) -> Worker:
     """A group member polling `topic` (200 ms bounded polls), committing automatically."""
@@ -605,6 +622,7 @@ def kafka_consumer_worker(name: str, topic: str, group: str, handler: Handler | 
         from brokerlab.clients import kafka_consumer
 
         consumer = kafka_consumer(topic, settings=settings, group_id=group, **config)
+        _wait_for_topic_metadata(consumer, topic)
         try:
             while not w.should_stop():
                 for records in consumer.poll(timeout_ms=200).values():
@@ -646,6 +664,7 @@ def kafka_group_consumer(name: str, topic: str, group: str, handler: Handler | N
 
         consumer = kafka_consumer(topic, settings=settings, group_id=group,
                                   client_id=w.name, **config)
+        _wait_for_topic_metadata(consumer, topic)
         try:
             w.note(f"reading {topic} in group {group}")
             while not w.should_stop():
