@@ -253,6 +253,32 @@ def test_kafka_lag_per_partition(run: bl.Run) -> None:
 
 
 @pytest.mark.brokers
+def test_kafka_partitions_per_consumer(run: bl.Run) -> None:
+    """The coordinator's view of who reads which partition follows starts and stops."""
+    panel = ControlPanel(run, "kafka", producers=0, consumers=2, partitions=3)
+    c1, c2 = panel.consumers
+
+    def members() -> dict[str, list[int]]:
+        figures = panel.broker_figures()
+        return figures["members"] if figures.get("group_state") == "Stable" else {}
+
+    panel.start("c1")
+    assert bl.wait_for(members, {c1.name: [0, 1, 2]}, timeout=20) == {c1.name: [0, 1, 2]}
+    panel.start("c2")
+    split = bl.wait_until(lambda: len(m := members()) == 2 and all(m.values()) and m,
+                          timeout=20)
+    assert split and sorted(p for parts in split.values() for p in parts) == [0, 1, 2], (
+        f"two consumers share the three partitions: {split}")
+    assert bl.wait_until(lambda: "partitions per consumer: c1 " in panel.figures_html.value
+                         and "c2 " in panel.figures_html.value, timeout=5), (
+        panel.figures_html.value)
+    panel.remove("c2")  # a graceful stop leaves the group: c1 reads everything again
+    assert bl.wait_for(members, {c1.name: [0, 1, 2]}, timeout=20) == {c1.name: [0, 1, 2]}
+    panel.stop("c1")
+    assert bl.wait_until(lambda: "no members" in panel.figures_html.value, timeout=10)
+
+
+@pytest.mark.brokers
 @pytest.mark.parametrize("broker", ["rabbitmq", "redis", "kafka"])
 def test_ten_workers_flat_out_keep_the_notebook_responsive(run: bl.Run, broker: str) -> None:
     panel = ControlPanel(run, broker, producers=5, consumers=5, rate=0)

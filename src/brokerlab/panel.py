@@ -22,7 +22,8 @@ Broker-side figures, read by the refresher from the broker itself:
   API, which the broker refreshes every ~5 s).
 - Redis: stream length, pending entries (XPENDING) and group lag; list length;
   pub/sub subscribers (PUBSUB NUMSUB).
-- Kafka: lag per partition of the panel's group (log end offset - committed offset).
+- Kafka: lag per partition of the panel's group (log end offset - committed offset),
+  and which partitions each member reads (DescribeGroups: the coordinator's view).
 
 Re-running the cell that makes a panel closes the previous panel of the same lesson,
 broker and name: its workers stop, its connections close, its widgets go. `bl.cleanup(run)`
@@ -226,7 +227,26 @@ class _Probe:
             partitions.append({"partition": tp.partition, "end": end, "committed": done,
                                "lag": end - (done or 0)})
         lag = sum(p["lag"] for p in partitions)
-        return {"partitions": partitions, "lag": lag, "backlog": lag}
+        figures: dict[str, Any] = {"partitions": partitions, "lag": lag, "backlog": lag}
+        try:
+            figures.update(self._kafka_members(admin))
+        except Exception:  # e.g. the coordinator is loading: the lag still shows
+            pass
+        return figures
+
+    def _kafka_members(self, admin: Any) -> dict[str, Any]:
+        """The group coordinator's view: its state, and the target's partitions each
+        member reads, by client id (a panel worker's name; 03.02 teaches it)."""
+        found = admin.describe_groups([self.group]).get(self.group) or {}
+        members: dict[str, list[int]] = {}
+        for member in found.get("members") or []:
+            owned = (member.get("member_assignment") or {}).get("assigned_partitions") or []
+            name = member.get("client_id") or member.get("member_id") or "?"
+            while name in members:  # several clients with one id: keep them apart
+                name += "'"
+            members[name] = sorted(p for a in owned if a.get("topic") == self.target
+                                   for p in a.get("partitions", []))
+        return {"members": members, "group_state": str(found.get("group_state") or "?")}
 
 
 def _management_queue(settings: Any, queue: str, timeout: float = 1.0) -> dict[str, Any]:
@@ -984,8 +1004,20 @@ class ControlPanel:
         cells = " · ".join(
             f"p{p['partition']} <b class='bl-fig-lag-{p['partition']}'>{p['lag']}</b>"
             for p in f.get("partitions", []))
-        return (f"consumer lag per partition: {cells} · total {b('lag', f.get('lag'))} "
+        text = (f"consumer lag per partition: {cells} · total {b('lag', f.get('lag'))} "
                 f"<span style='color:#666'>(log end offset − committed offset)</span>")
+        if "members" in f:
+            named = sorted((self._labels.get(name, name), parts)
+                           for name, parts in f["members"].items())
+            named.sort(key=lambda item: len(item[0]))  # stable: c2 before c10
+            owners = " · ".join(
+                f"{html.escape(label)} <b class='bl-fig-owns'>"
+                f"{', '.join(f'p{p}' for p in parts) or 'idle'}</b>"
+                for label, parts in named)
+            text += (f"<br>partitions per consumer: {owners or '<i>no members</i>'} "
+                     f"<span style='color:#666'>(group coordinator, "
+                     f"{html.escape(str(f.get('group_state')))})</span>")
+        return text
 
     def _tick(self, now: float) -> None:
         """One redraw: counters, rates, header, rows, figures, chart."""
