@@ -1,4 +1,4 @@
-"""Fail if the brokers still hold anything named with a prefix (CI: after the notebooks).
+"""Fail if the brokers (and clusters, when up) still hold anything named with a prefix.
 
     python tools/leftovers.py --prefix test1700000000-
 
@@ -12,7 +12,7 @@ import argparse
 import sys
 
 import brokerlab
-from brokerlab import local
+from brokerlab import cluster, local
 
 
 def main() -> int:
@@ -22,6 +22,11 @@ def main() -> int:
     if len(args.prefix) < 3:
         parser.error("prefix too short to be meaningful")
     found = {kind: names for kind, names in brokerlab.leftovers(args.prefix).items() if names}
+    if any(cluster._answers(n, 1.0) for n in cluster.nodes()[:1]):  # the clusters run
+        from brokerlab import cluster_tools
+
+        found.update({f"cluster {kind}": names
+                      for kind, names in cluster_tools.leftovers(args.prefix).items() if names})
     problems = [f"{kind}: {', '.join(names)}" for kind, names in found.items()]
     if local.is_managed("redis"):
         client = brokerlab.redis_client()
