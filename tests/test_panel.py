@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from broker_probes import rabbitmq_connection_names, redis_client_names
 
 import brokerlab as bl
 from brokerlab import workers as W
-from brokerlab.cleanup import _rabbitmq_api
 from brokerlab.panel import ControlPanel, close_panels, rate_chart_svg
 from brokerlab.settings import Settings
 
@@ -128,19 +128,6 @@ def run() -> Iterator[bl.Run]:
     yield run
     close_panels(run.prefix)
     bl.cleanup(run)
-
-
-def rabbitmq_connection_names() -> list[str]:
-    rows = _rabbitmq_api("/api/connections", bl.get_settings())
-    return [str((r.get("client_properties") or {}).get("connection_name")) for r in rows]
-
-
-def redis_client_names() -> list[str]:
-    client = bl.redis_client()
-    try:
-        return [c.get("name", "") for c in client.client_list()]
-    finally:
-        client.close()
 
 
 def row(panel: ControlPanel, label: str) -> Any:

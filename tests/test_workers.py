@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from broker_probes import rabbitmq_connection_names, redis_client_names
 
 import brokerlab as bl
 from brokerlab import workers as W
-from brokerlab.cleanup import _rabbitmq_api
 
 # ---------------------------------------------------------------- no broker needed
 
@@ -130,19 +130,6 @@ def run() -> Iterator[bl.Run]:
     yield run
     W.stop_all(run.prefix)
     bl.cleanup(run)
-
-
-def rabbitmq_connection_names() -> list[str]:
-    rows = _rabbitmq_api("/api/connections", bl.get_settings())
-    return [str((r.get("client_properties") or {}).get("connection_name")) for r in rows]
-
-
-def redis_client_names() -> list[str]:
-    client = bl.redis_client()
-    try:
-        return [c.get("name", "") for c in client.client_list()]
-    finally:
-        client.close()
 
 
 def ready(queue: str) -> int:

@@ -83,6 +83,37 @@ def leftovers(prefix: str, settings: Settings | None = None) -> dict[str, list[s
     }
 
 
+def delete_kafka_names(prefix: str, settings: Settings, timeout: float = 10.0,
+                       quiet: float = 0.75) -> dict[str, int]:
+    """Delete the groups and topics named with `prefix`, then look again until nothing
+    has come back for `quiet` seconds (bounded by `timeout`).
+
+    A consumer closed a moment ago may still have a metadata request in flight that
+    re-creates a just-deleted topic (kafka-python 3.0 asks with auto-creation on).
+    """
+    deleted = {"topics": 0, "groups": 0}
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        topics, groups = _kafka_names(prefix, settings)
+        if topics or groups:
+            quiet_since = time.monotonic()
+            admin = kafka_admin(settings)
+            try:
+                if groups:
+                    admin.delete_groups(groups)
+                    deleted["groups"] = max(deleted["groups"], len(groups))
+                if topics:
+                    admin.delete_topics(topics)
+                    deleted["topics"] = max(deleted["topics"], len(topics))
+            finally:
+                admin.close()
+        elif time.monotonic() - quiet_since >= quiet:
+            break
+        time.sleep(0.25)
+    return deleted
+
+
 def cleanup(run: Run, brokers: tuple[str, ...] | None = None) -> dict[str, int]:
     """Stop the run's workers and delete every resource named by the run. Never hangs.
 
@@ -114,25 +145,5 @@ def cleanup(run: Run, brokers: tuple[str, ...] | None = None) -> dict[str, int]:
             finally:
                 client.close()
     if "kafka" in brokers:
-        # Delete, then look again (bounded): a consumer closed a moment ago may still
-        # have a metadata request in flight that re-creates a just-deleted topic
-        # (kafka-python 3.0 asks with auto-creation on).
-        deadline = time.monotonic() + 5.0
-        while True:
-            topics, groups = _kafka_names(run.prefix, settings)
-            if not topics and not groups:
-                break
-            admin = kafka_admin(settings)
-            try:
-                if groups:
-                    admin.delete_groups(groups)
-                    deleted["groups"] = max(deleted["groups"], len(groups))
-                if topics:
-                    admin.delete_topics(topics)
-                    deleted["topics"] = max(deleted["topics"], len(topics))
-            finally:
-                admin.close()
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        deleted.update(delete_kafka_names(run.prefix, settings))
     return deleted

@@ -199,33 +199,16 @@ def _start_kafka_node(n: Node, settings: Settings) -> None:
 def _rabbit_env(n: Node, settings: Settings) -> dict[str, str]:
     i = int(n.name.rsplit("-", 1)[1])
     amqp, management, dist = RABBIT_NODES[i]
-    p = n.paths(settings)
-    p.root.mkdir(parents=True, exist_ok=True)
-    conf = p.root / "rabbitmq.conf"
-    conf.write_text(
-        "# Written by brokerlab.cluster\n"
-        f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
-        f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management}\n"
-        "vm_memory_high_watermark.absolute = 384MB\ndisk_free_limit.absolute = 50MB\n"
-        "cluster_formation.peer_discovery_backend = classic_config\n"
-        "cluster_formation.classic_config.nodes.1 = rabbit1@localhost\n"
-        # A node cut off from the majority pauses instead of diverging (split brain).
-        "cluster_partition_handling = pause_minority\n"
+    return local.rabbitmq_node_env(
+        n.paths(settings).root, f"rabbit{i}@localhost", amqp, management, dist,
+        watermark="384MB", schedulers="+S 1:1 +A 4",
+        extra_conf=(
+            "cluster_formation.peer_discovery_backend = classic_config\n"
+            "cluster_formation.classic_config.nodes.1 = rabbit1@localhost\n"
+            # A node cut off from the majority pauses instead of diverging (split brain).
+            "cluster_partition_handling = pause_minority\n"
+        ),
     )
-    (p.root / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    (p.root / "rabbitmq-env.conf").write_text("# brokerlab.cluster: no overrides\n")
-    env = dict(os.environ)
-    env.update(
-        RABBITMQ_NODENAME=f"rabbit{i}@localhost", RABBITMQ_USE_LONGNAME="false",
-        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1", RABBITMQ_NODE_PORT=str(amqp),
-        RABBITMQ_DIST_PORT=str(dist), RABBITMQ_CONFIG_FILE=str(conf),
-        RABBITMQ_CONF_ENV_FILE=str(p.root / "rabbitmq-env.conf"),
-        RABBITMQ_MNESIA_BASE=str(p.root / "mnesia"), RABBITMQ_LOG_BASE=str(p.root / "log"),
-        RABBITMQ_ENABLED_PLUGINS_FILE=str(p.root / "enabled_plugins"),
-        RABBITMQ_PID_FILE=str(p.root / "rabbitmq.pid"), RABBITMQ_LOGS="-",
-        ERL_EPMD_ADDRESS="127.0.0.1", RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 1:1 +A 4",
-    )
-    return env
 
 
 def rabbitmqctl(node_name: str, *args: str, timeout: float = 30.0,

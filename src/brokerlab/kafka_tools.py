@@ -810,17 +810,15 @@ def _kafka_leftovers(prefix: str, admin: Any) -> tuple[list[str], list[str]]:
     return topics, groups
 
 
-def cleanup(run: Run, timeout: float = 10.0) -> dict[str, int]:
+def cleanup(run: Run) -> dict[str, int]:
     """The last cell of every Kafka lesson: `bl.cleanup(run)` plus three Kafka steps.
 
     1. Members that crashed without leaving are removed (`evict_members`), or their
        group could not be deleted for another session timeout.
     2. Broker settings changed with `set_broker_config` are restored.
-    3. After deleting, it checks again, bounded, and deletes what came back: a
-       consumer closed a moment ago may still have a metadata request queued behind
-       its last fetch, and with `auto.create.topics.enable` (the default) the broker
-       would re-create the topic (kafka-python 3.0.12 sends it with auto-creation on,
-       whatever `allow_auto_create_topics` says).
+    3. `bl.cleanup` deletes, then looks again, bounded, and deletes what came back
+       (`cleanup.delete_kafka_names`: kafka-python 3.0.12 asks for metadata with
+       auto-creation on, whatever `allow_auto_create_topics` says).
 
     Raises RuntimeError, naming them, if topics or groups of this run remain.
     """
@@ -828,26 +826,11 @@ def cleanup(run: Run, timeout: float = 10.0) -> dict[str, int]:
     stop_all(prefix=run.prefix)
     evicted = evict_members(run, settings)
     restore_broker_configs(settings)
-    deleted = _brokerlab_cleanup(run, brokers=("kafka",))
+    deleted = _brokerlab_cleanup(run, brokers=("kafka",))  # deletes, then re-deletes
     deleted = {k: v for k, v in deleted.items() if k in ("topics", "groups")}
     deleted["evicted members"] = evicted
     admin = kafka_admin(settings)
     try:
-        deadline = time.monotonic() + timeout
-        quiet_since = time.monotonic()
-        topics: list[str] = []
-        groups: list[str] = []
-        while time.monotonic() < deadline:
-            time.sleep(0.25)
-            topics, groups = _kafka_leftovers(run.prefix, admin)
-            if groups:
-                admin.delete_groups(groups)
-            if topics:
-                admin.delete_topics(topics)
-            if topics or groups:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= 0.75:
-                break
         topics, groups = _kafka_leftovers(run.prefix, admin)
     finally:
         admin.close()

@@ -215,37 +215,46 @@ def _redis_argv(settings: Settings, p: Paths, fresh_config: bool) -> list[str]:
     return [server, str(conf)]
 
 
-def _rabbitmq_env(settings: Settings, p: Paths) -> dict[str, str]:
-    conf = p.root / "rabbitmq.conf"
+def rabbitmq_node_env(root: Path, node: str, amqp: int, management: int, dist: int, *,
+                      watermark: str, schedulers: str, extra_conf: str = "") -> dict[str, str]:
+    """Config files and environment that run one RabbitMQ node as any user from `root`
+    (used for the course's node here and for the three cluster nodes)."""
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "rabbitmq.conf"
     conf.write_text(
-        "# Written by brokerlab.local\n"
-        "listeners.tcp.default = 127.0.0.1:5672\n"
-        "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = 15672\n"
+        "# Written by brokerlab\n"
+        f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
+        f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management}\n"
         # Small enough for Binder's 2 GB; the broker blocks publishers above this.
-        "vm_memory_high_watermark.absolute = 512MB\n"
-        "disk_free_limit.absolute = 50MB\n"
+        f"vm_memory_high_watermark.absolute = {watermark}\n"
+        "disk_free_limit.absolute = 50MB\n" + extra_conf
     )
-    (p.root / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    (p.root / "rabbitmq-env.conf").write_text("# brokerlab: no overrides\n")
+    (root / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    (root / "rabbitmq-env.conf").write_text("# brokerlab: no overrides\n")
     env = dict(os.environ)
     env.update(
-        RABBITMQ_NODENAME=RABBITMQ_NODE,
+        RABBITMQ_NODENAME=node,
         RABBITMQ_USE_LONGNAME="false",
         RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-        RABBITMQ_NODE_PORT="5672",
-        RABBITMQ_DIST_PORT="25672",
+        RABBITMQ_NODE_PORT=str(amqp),
+        RABBITMQ_DIST_PORT=str(dist),
         RABBITMQ_CONFIG_FILE=str(conf),
-        RABBITMQ_CONF_ENV_FILE=str(p.root / "rabbitmq-env.conf"),
-        RABBITMQ_MNESIA_BASE=str(p.root / "mnesia"),
-        RABBITMQ_LOG_BASE=str(p.root / "log"),
-        RABBITMQ_ENABLED_PLUGINS_FILE=str(p.root / "enabled_plugins"),
-        RABBITMQ_PID_FILE=str(p.root / "rabbitmq.pid"),
+        RABBITMQ_CONF_ENV_FILE=str(root / "rabbitmq-env.conf"),
+        RABBITMQ_MNESIA_BASE=str(root / "mnesia"),
+        RABBITMQ_LOG_BASE=str(root / "log"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=str(root / "enabled_plugins"),
+        RABBITMQ_PID_FILE=str(root / "rabbitmq.pid"),
         RABBITMQ_LOGS="-",  # to stdout, which is our broker.log
         ERL_EPMD_ADDRESS="127.0.0.1",
-        # Two schedulers are plenty for a course and keep memory down.
-        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 2:2 +A 8",
+        # Few schedulers are plenty for a course and keep memory down.
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=schedulers,
     )
     return env
+
+
+def _rabbitmq_env(settings: Settings, p: Paths) -> dict[str, str]:
+    return rabbitmq_node_env(p.root, RABBITMQ_NODE, 5672, 15672, 25672,
+                             watermark="512MB", schedulers="+S 2:2 +A 8")
 
 
 def rabbitmqctl(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:

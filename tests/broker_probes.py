@@ -1,0 +1,17 @@
+"""Who is connected to the brokers: the leak checks of test_workers and test_panel."""
+
+import brokerlab as bl
+from brokerlab.cleanup import _rabbitmq_api
+
+
+def rabbitmq_connection_names() -> list[str]:
+    rows = _rabbitmq_api("/api/connections", bl.get_settings())
+    return [str((r.get("client_properties") or {}).get("connection_name")) for r in rows]
+
+
+def redis_client_names() -> list[str]:
+    client = bl.redis_client()
+    try:
+        return [c.get("name", "") for c in client.client_list()]
+    finally:
+        client.close()
