@@ -14,9 +14,16 @@ the same notebooks run against a classroom or cloud cluster by setting variables
     Clusters (module 04; `make cluster` starts them natively on these addresses):
     KAFKA_CLUSTER_BOOTSTRAP_SERVERS  127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
     RABBITMQ_CLUSTER_URLS    amqp://guest:guest@127.0.0.1:5673/%2F,...:5674/..,...:5675/..
+    RABBITMQ_CLUSTER_MANAGEMENT_URLS  http://127.0.0.1:15673,...:15674,...:15675
+    REDIS_CLUSTER_NODES      127.0.0.1:6380,127.0.0.1:6381,127.0.0.1:6382 (primary first)
     REDIS_SENTINELS          127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381
     REDIS_SENTINEL_MASTER    course
     BROKERLAB_STATE_DIR      where the natively started brokers keep data and logs
+    Faults (how a lesson restarts a broker or kills a node where the course's launcher
+    does not run it; docker compose sets these; placeholders {broker}, {node}, {mode}):
+    BROKERLAB_RESTART_COMMAND     e.g. docker compose restart {broker}
+    BROKERLAB_KILL_NODE_COMMAND   e.g. docker compose -f ... kill {node}
+    BROKERLAB_START_NODE_COMMAND  e.g. docker compose -f ... start {node}
 
 Taught in 00.01 (welcome and setup check).
 """
@@ -36,6 +43,9 @@ DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_KAFKA_CLUSTER = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
 DEFAULT_RABBITMQ_CLUSTER = ",".join(
     f"amqp://guest:guest@127.0.0.1:{port}/%2F" for port in (5673, 5674, 5675))
+DEFAULT_RABBITMQ_CLUSTER_MANAGEMENT = ",".join(
+    f"http://127.0.0.1:{port}" for port in (15673, 15674, 15675))
+DEFAULT_REDIS_CLUSTER_NODES = "127.0.0.1:6380,127.0.0.1:6381,127.0.0.1:6382"
 DEFAULT_REDIS_SENTINELS = "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381"
 
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -71,6 +81,12 @@ class Settings:
     rabbitmq_cluster_urls: tuple[str, ...] = tuple(DEFAULT_RABBITMQ_CLUSTER.split(","))
     redis_sentinels: tuple[str, ...] = tuple(DEFAULT_REDIS_SENTINELS.split(","))
     redis_sentinel_master: str = "course"
+    rabbitmq_cluster_management_urls: tuple[str, ...] = tuple(
+        DEFAULT_RABBITMQ_CLUSTER_MANAGEMENT.split(","))
+    redis_cluster_nodes: tuple[str, ...] = tuple(DEFAULT_REDIS_CLUSTER_NODES.split(","))
+    restart_command: str | None = None
+    kill_node_command: str | None = None
+    start_node_command: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,6 +118,12 @@ class Settings:
             rabbitmq_cluster_urls=_split(get("RABBITMQ_CLUSTER_URLS", DEFAULT_RABBITMQ_CLUSTER)),
             redis_sentinels=_split(get("REDIS_SENTINELS", DEFAULT_REDIS_SENTINELS)),
             redis_sentinel_master=get("REDIS_SENTINEL_MASTER", "course"),
+            rabbitmq_cluster_management_urls=_split(get(
+                "RABBITMQ_CLUSTER_MANAGEMENT_URLS", DEFAULT_RABBITMQ_CLUSTER_MANAGEMENT)),
+            redis_cluster_nodes=_split(get("REDIS_CLUSTER_NODES", DEFAULT_REDIS_CLUSTER_NODES)),
+            restart_command=env.get("BROKERLAB_RESTART_COMMAND", "").strip() or None,
+            kill_node_command=env.get("BROKERLAB_KILL_NODE_COMMAND", "").strip() or None,
+            start_node_command=env.get("BROKERLAB_START_NODE_COMMAND", "").strip() or None,
         )
         settings.validate()
         return settings
