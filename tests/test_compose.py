@@ -200,7 +200,7 @@ def test_kafka_image_matches_the_pom(services: dict[str, dict[str, Any]]) -> Non
     assert name == "apache/kafka"
     assert tag == kafka_version(), (
         f"docker-compose.yml runs Kafka {tag}, the native launcher {kafka_version()} "
-        "(src/brokerlab/kafka/pom.xml): change both together"
+        "(src/brokerlab/backstage/kafka/pom.xml): change both together"
     )
 
 

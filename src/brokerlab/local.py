@@ -48,7 +48,7 @@ from brokerlab.health import check
 from brokerlab.settings import Settings, get_settings
 
 BROKERS = ("redis", "rabbitmq", "kafka")
-POM = Path(__file__).with_name("kafka") / "pom.xml"
+POM = Path(__file__).parent / "backstage" / "kafka" / "pom.xml"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 RABBITMQ_NODE = "rabbit@localhost"
