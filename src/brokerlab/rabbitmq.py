@@ -19,19 +19,21 @@ main thread only short-lived connections; every wait bounded; threads never prin
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import pika
 import pika.exceptions
 
 from brokerlab.checks import wait_until
-from brokerlab.cleanup import rabbitmq_queues
 from brokerlab.clients import rabbitmq_channel, rabbitmq_connection
 from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Counters, Worker, _abort_pika
@@ -47,20 +49,57 @@ OUTCOMES = (ACK, REQUEUE, REJECT, KEEP)
 # ---------------------------------------------------------------- looking into the broker
 
 
+def management_get(path: str, settings: Settings | None = None, *,
+                   base_url: str | None = None, timeout: float = 5.0) -> Any:
+    """GET `path` (e.g. '/api/queues/%2F') from the RabbitMQ management HTTP API; parsed JSON.
+
+    The one management-API client of the package. It logs in with the user and password
+    of RABBITMQ_URL; `base_url` picks another node's API (a cluster node's, from
+    `settings.rabbitmq_cluster_management_urls`), default `settings.rabbitmq_management_url`.
+    Raises OSError (urllib's URLError/HTTPError) when the API does not answer or refuses.
+    Used by 01.01's window into the broker, 04.03's quorum-queue view, cleanup and the panel.
+    """
+    settings = settings or get_settings()
+    amqp = urlsplit(settings.rabbitmq_url)
+    user, password = unquote(amqp.username or "guest"), unquote(amqp.password or "guest")
+    base = (base_url or settings.rabbitmq_management_url).rstrip("/")
+    request = urllib.request.Request(base + path)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
+
+
+def vhost(settings: Settings | None = None) -> str:
+    """The virtual host of RABBITMQ_URL ('/' when the URL names none)."""
+    settings = settings or get_settings()
+    path = urlsplit(settings.rabbitmq_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def queues(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every queue of the course's vhost, as the management API lists them."""
+    return list(management_get(f"/api/queues/{quote(vhost(settings), safe='')}", settings))
+
+
+
 @dataclass(frozen=True)
 class QueueCounts:
-    """What a passive queue_declare tells: messages ready for delivery, and consumers."""
+    """Messages ready for delivery, delivered but not yet acknowledged, and consumers."""
 
     ready: int
+    unacked: int | None  # None when the management API did not answer
     consumers: int
 
 
 def queue_counts(queue: str, settings: Settings | None = None) -> QueueCounts | None:
-    """Ready messages and consumers of `queue` right now; None if there is no such queue.
+    """Ready, unacked and consumers of `queue` right now; None if there is no such queue.
 
-    A passive queue_declare on a short-lived channel: it never creates the queue, and the
-    broker answers from the queue itself, so the count is exact (unlike the management
-    API's, which the broker refreshes every few seconds). Taught in 01.01.
+    `ready` and `consumers` come from a passive queue_declare on a short-lived channel:
+    it never creates the queue, and the queue itself answers, so they are exact. AMQP has
+    no way to ask for `unacked`; it comes from the management API, whose message counts
+    the broker refreshes every few seconds (collect_statistics_interval, 5 s by default).
+    Taught in 01.01; 01.02 reads `unacked`.
     """
     with rabbitmq_channel(settings) as channel:
         try:
@@ -69,7 +108,13 @@ def queue_counts(queue: str, settings: Settings | None = None) -> QueueCounts | 
             if exc.reply_code == 404:
                 return None
             raise
-    return QueueCounts(ok.method.message_count, ok.method.consumer_count)
+    try:
+        info = management_get(
+            f"/api/queues/{quote(vhost(settings), safe='')}/{quote(queue, safe='')}", settings)
+        unacked = info.get("messages_unacknowledged")
+    except OSError:
+        unacked = None
+    return QueueCounts(ok.method.message_count, unacked, ok.method.consumer_count)
 
 
 def ready(queue: str, settings: Settings | None = None) -> int | None:
@@ -132,7 +177,7 @@ def list_queues(prefix: str = "", settings: Settings | None = None,
         ({"name": q["name"], "ready": q.get("messages_ready"),
           "unacked": q.get("messages_unacknowledged"), "consumers": q.get("consumers"),
           "durable": q.get("durable"), "type": q.get("type")}
-         for q in rabbitmq_queues(settings) if q["name"].startswith(prefix)),
+         for q in queues(settings) if q["name"].startswith(prefix)),
         key=lambda r: r["name"],
     )
 
@@ -435,7 +480,7 @@ def pool_panel(pool: WorkerPool, *, refresh: float = 0.5) -> Any:
                 if time.monotonic() - last_api > 2.0:
                     last_api = time.monotonic()
                     try:
-                        rows = [q for q in rabbitmq_queues(pool.settings)
+                        rows = [q for q in queues(pool.settings)
                                 if q["name"] == pool.queue]
                         unacked = rows[0].get("messages_unacknowledged", "…") if rows else "…"
                     except OSError:
