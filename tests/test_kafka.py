@@ -1,4 +1,4 @@
-"""Tests for the pure parts of brokerlab.kafka_tools (no Kafka needed)."""
+"""Tests for the pure parts of brokerlab.kafka (no Kafka needed)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import doctest
 
 import pytest
 
-from brokerlab import kafka_tools as kt
+from brokerlab import kafka as kfk
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(kt).failed == 0
+    assert doctest.testmod(kfk).failed == 0
 
 
 # Kafka's own UtilsTest.testMurmur2 vectors (signed 32-bit results of the Java client).
@@ -30,24 +30,24 @@ def test_partition_for_key_matches_the_java_client(key: bytes, signed: int,
                                                    partitions: int) -> None:
     # Java: Utils.toPositive(Utils.murmur2(key)) % numPartitions
     expected = (signed & 0x7FFFFFFF) % partitions
-    assert kt.partition_for_key(key, partitions) == expected
+    assert kfk.partition_for_key(key, partitions) == expected
 
 
 def test_partition_for_key_takes_text_as_utf8() -> None:
-    assert kt.partition_for_key("foobar", 5) == kt.partition_for_key(b"foobar", 5)
-    assert kt.partition_for_key("zoë", 5) == kt.partition_for_key("zoë".encode(), 5)
+    assert kfk.partition_for_key("foobar", 5) == kfk.partition_for_key(b"foobar", 5)
+    assert kfk.partition_for_key("zoë", 5) == kfk.partition_for_key("zoë".encode(), 5)
 
 
 def test_partition_for_key_is_stable_and_in_range() -> None:
     keys = [f"customer-{i}" for i in range(200)]
-    first = [kt.partition_for_key(k, 6) for k in keys]
-    assert first == [kt.partition_for_key(k, 6) for k in keys]
+    first = [kfk.partition_for_key(k, 6) for k in keys]
+    assert first == [kfk.partition_for_key(k, 6) for k in keys]
     assert set(first) == set(range(6)), "200 keys should reach all 6 partitions"
 
 
 def test_partition_for_key_refuses_zero_partitions() -> None:
     with pytest.raises(ValueError, match="at least one partition"):
-        kt.partition_for_key("a", 0)
+        kfk.partition_for_key("a", 0)
 
 
 @pytest.mark.parametrize(
@@ -63,21 +63,7 @@ def test_partition_for_key_refuses_zero_partitions() -> None:
     ],
 )
 def test_is_balanced(assignment: dict[str, list[int]], partitions: int, balanced: bool) -> None:
-    assert kt.is_balanced(assignment, partitions) is balanced
-
-
-@pytest.mark.parametrize(
-    ("expected", "processed", "tally"),
-    [
-        (range(5), [0, 1, 2, 3, 4], (0, 0)),
-        (range(5), [0, 1, 2, 2, 3, 3, 4], (2, 0)),    # at-least-once after a crash
-        (range(5), [0, 1, 4], (0, 2)),                # at-most-once after a crash
-        (range(3), [], (0, 3)),
-        ([], [7, 7, 7], (2, 0)),
-    ],
-)
-def test_duplicates_and_losses(expected, processed, tally) -> None:
-    assert kt.duplicates_and_losses(expected, processed) == tally
+    assert kfk.is_balanced(assignment, partitions) is balanced
 
 
 @pytest.mark.parametrize(
@@ -88,62 +74,82 @@ def test_duplicates_and_losses(expected, processed, tally) -> None:
         (("k", "v"), ("k", "v", None)),
         (("k", "v", 1700000000000), ("k", "v", 1700000000000)),
         ((None, "v"), (None, "v", None)),
+        (("k", None), ("k", None, None)),                # a tombstone
     ],
 )
 def test_items_to_send(item, split) -> None:
-    assert kt._split(item) == split
-
-
-def test_bytes_and_text() -> None:
-    assert kt._bytes("é") == "é".encode()
-    assert kt._bytes(b"x") == b"x"
-    assert kt._bytes(None) is None
-    assert kt._bytes(42) == b"42"
-    assert kt._text(None) is None
-    assert kt._text("é".encode()) == "é"
-
-
-def test_consumer_worker_refuses_an_unknown_commit_policy() -> None:
-    with pytest.raises(ValueError, match="commit must be one of"):
-        kt.consumer_worker("w", "t", "g", commit="sometimes")
+    assert kfk._split(item) == split
 
 
 def test_fast_group_settings_are_consistent() -> None:
-    fast = kt.FAST_GROUP
+    fast = kfk.FAST_GROUP
     assert fast["session_timeout_ms"] >= 6000, "the broker refuses sessions under 6 s"
     assert fast["heartbeat_interval_ms"] * 3 <= fast["session_timeout_ms"]
     assert fast["max_poll_interval_ms"] >= fast["session_timeout_ms"]
 
 
-def test_kafka_worker_repr_and_defaults() -> None:
-    worker = kt.KafkaWorker("w", lambda w: None)
-    assert worker.records == [] and worker.partitions == [] and worker.lag == {}
-    assert repr(worker) == "<KafkaWorker w stopped partitions=[] records=0 lag=0>"
+def test_node_name() -> None:
+    assert kfk.node_name(2) == "kafka-2"
+    with pytest.raises(ValueError, match="unknown node"):
+        kfk.node_name(7)
 
 
-def test_retrying_waits_out_retriable_errors() -> None:
+def test_cluster_settings_point_kafka_at_the_cluster() -> None:
+    from brokerlab.settings import get_settings
+
+    cluster = kfk.cluster_settings(get_settings())
+    assert cluster.kafka_bootstrap_servers == get_settings().kafka_cluster_bootstrap_servers
+    assert kfk.cluster_settings(cluster) == cluster, "pointing twice changes nothing"
+
+
+class _FakeAdmin:
+    def close(self) -> None:
+        pass
+
+
+def test_admin_call_waits_out_retriable_errors(monkeypatch) -> None:
     from kafka.errors import CoordinatorLoadInProgressError
 
+    monkeypatch.setattr(kfk, "admin_at", lambda *a, **k: _FakeAdmin())
     answers = iter([CoordinatorLoadInProgressError(), CoordinatorLoadInProgressError(), "ok"])
 
-    def call():
+    def call(_admin):
         answer = next(answers)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    assert kt._retrying(call, timeout=5) == "ok"
+    assert kfk.admin_call(call, timeout=5) == "ok"
 
 
-def test_retrying_raises_other_errors_at_once() -> None:
+def test_admin_call_raises_other_errors_at_once(monkeypatch) -> None:
     from kafka.errors import TopicAuthorizationFailedError
 
+    monkeypatch.setattr(kfk, "admin_at", lambda *a, **k: _FakeAdmin())
     calls = []
 
-    def call():
+    def call(_admin):
         calls.append(1)
         raise TopicAuthorizationFailedError()
 
     with pytest.raises(TopicAuthorizationFailedError):
-        kt._retrying(call, timeout=5)
+        kfk.admin_call(call, timeout=5)
     assert len(calls) == 1, "a non-retriable error must not be retried"
+
+
+def test_admin_call_gives_up_in_time(monkeypatch) -> None:
+    from kafka.errors import KafkaConnectionError
+
+    def down(*_a, **_k):
+        raise KafkaConnectionError()
+
+    monkeypatch.setattr(kfk, "admin_at", down)
+    with pytest.raises(TimeoutError, match="answered within"):
+        kfk.admin_call(lambda admin: None, timeout=0.5)
+
+
+def test_partition_table() -> None:
+    states = [kfk.PartitionState("t", 0, 2, (1, 2), (2,), ()),
+              kfk.PartitionState("t", 1, -1, (1, 2), (), (1,))]
+    lines = kfk.partition_table(states).splitlines()
+    assert "none" in lines[2] and not states[1].online
