@@ -25,7 +25,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_doctests_hold() -> None:
     result = doctest.testmod(ct)
-    assert result.attempted >= 6 and result.failed == 0
+    assert result.attempted >= 5 and result.failed == 0  # translate_address's is in brokerlab.redis
 
 
 # ------------------------------------------------------------------ counting

@@ -17,7 +17,7 @@ Each name's docstring says which lesson teaches it:
                                                        lesson says what to run, and waits)
     Ledger, TrackedWorker, Tally, tally, longest_gap   counting promises (04.01-04.06)
     create_topic, partitions, partition_table,         04.01 replication, leaders, ISR;
-      kafka_producer_worker, kafka_reader,             04.02 what acks=1 can lose
+      kafka_producer_worker,                           04.02 what acks=1 can lose
       read_topic, elect_preferred, elect_unclean
     rabbitmq_parameters, quorum_queue_state,           04.03 quorum queues, reconnecting pika
       rabbitmq_confirmed_publisher,
@@ -51,15 +51,26 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from brokerlab import cluster, local
+from brokerlab import kafka as kfk
 from brokerlab.checks import wait_until
 from brokerlab.naming import Run
+from brokerlab.redis import (
+    primary,
+    primary_node,
+    redis_values,
+    sentinel,
+    sentinel_option,
+    shorten_failover_timeout,
+    translate_address,
+    wait_new_primary,
+)
 from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Worker, stop_all
 
@@ -68,14 +79,14 @@ __all__ = [
     "classic_reachable", "cleanup", "cluster_memory_mb", "cluster_problem", "cluster_whole",
     "comparison_rows", "compose_command", "connected_node", "create_topic", "down_nodes",
     "elect_preferred", "elect_unclean", "is_managed_node", "kafka_admin_call", "kafka_node_name",
-    "kafka_producer_worker", "kafka_reader", "kafka_settings", "kafka_trial", "kill_node",
+    "kafka_producer_worker", "kafka_settings", "kafka_trial", "kill_node",
     "launcher_runs", "leftovers", "load_measurements", "longest_gap", "management_call",
     "management_url", "markdown_table", "measurements_path", "node_address", "node_answers",
     "node_names", "partition_table", "partitions", "primary", "primary_node",
     "quorum_queue_state", "rabbit_node_name", "rabbitmq_confirmed_publisher",
     "rabbitmq_parameters", "rabbitmq_reconnecting_consumer", "rabbitmq_trial", "read_topic",
-    "record_measurement", "redis_node", "redis_sentinel_writer", "redis_trial",
-    "redis_values", "replica_in_sync", "replica_nodes", "require_cluster",
+    "record_measurement", "redis_sentinel_writer", "redis_trial",
+    "redis_values", "require_cluster",
     "restart_down_nodes", "rss_kb", "sentinel", "sentinel_option", "shorten_failover_timeout",
     "start_lesson", "start_node", "tally", "topic_config", "topic_config_source",
     "translate_address", "wait_done", "wait_new_primary", "wait_partitions",
@@ -91,7 +102,6 @@ START_HINT = ("run `make cluster` (or, with Docker: "
               f"`{COMPOSE} up -d --wait`)")
 NODE_TIMEOUT = 120.0   # bounded wait for a node to go or come back
 MEASUREMENTS_MAX_AGE = 12 * 3600.0
-UNKNOWN_TOPIC_OR_PARTITION = 3  # Kafka's error code
 
 
 class ClusterUnavailable(RuntimeError):
@@ -135,13 +145,6 @@ def is_managed_node(name: str, settings: Settings | None = None) -> bool:
 def launcher_runs(broker: str, settings: Settings | None = None) -> bool:
     """True if the course's launcher runs at least one node of `broker`'s cluster here."""
     return any(is_managed_node(n, settings) for n in node_names(broker))
-
-
-def kafka_node_name(broker_id: int) -> str:
-    """Kafka broker id 2 → node 'kafka-2' (native and compose use node ids 1-3)."""
-    name = f"kafka-{int(broker_id)}"
-    cluster.node(name)
-    return name
 
 
 def rabbit_node_name(member: str) -> str:
@@ -558,177 +561,76 @@ def wait_done(*workers: TrackedWorker, timeout: float = 60.0) -> bool:
 
 
 # ====================================================================== Kafka (04.01, 04.02)
+# The Kafka views live in brokerlab.kafka (lessons: `from brokerlab import kafka as kfk`).
+# These thin names keep this module's own callers (cluster checks, kafka_trial, cleanup)
+# pointed at the cluster.
 
-
-def kafka_settings(settings: Settings | None = None) -> Settings:
-    """The settings with Kafka pointed at the cluster, so every brokerlab Kafka factory
-    (bl.kafka_admin, bl.kafka_producer, workers) talks to the three brokers."""
-    settings = settings or get_settings()
-    return replace(settings, kafka_bootstrap_servers=settings.kafka_cluster_bootstrap_servers)
+kafka_settings = kfk.cluster_settings
+kafka_node_name = kfk.node_name
+PartitionState = kfk.PartitionState
+partition_table = kfk.partition_table
 
 
 def _kafka_admin_at(settings: Settings, server: str, timeout: float) -> Any:
-    from brokerlab.clients import kafka_admin
-
-    one = replace(settings, kafka_bootstrap_servers=(server,))
-    return kafka_admin(one, timeout=timeout)
+    return kfk.admin_at(server, settings, timeout)
 
 
 def kafka_admin_call(settings: Settings | None, call: Callable[[Any], T], *,
                      timeout: float = 20.0) -> T:
-    """Run `call(admin)` against the cluster, retrying on another broker when one is down.
-
-    An admin client sends some requests to one chosen broker; right after a kill that
-    may be the dead one. We retry (bounded) through each broker that accepts connections.
-    """
-    settings = settings or get_settings()
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        for server in settings.kafka_cluster_bootstrap_servers:
-            host, port = _host_port(server)
-            if not _port_open(host, port, 0.3):
-                continue
-            admin = None
-            try:
-                admin = _kafka_admin_at(settings, server, min(4.0, timeout))
-                return call(admin)
-            except LookupError:  # e.g. no such topic: asking another broker will not help
-                raise
-            except Exception as exc:  # a broker going or coming: try the next one
-                last = exc
-            finally:
-                if admin is not None:
-                    admin.close()
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.3)
-    raise TimeoutError(f"no Kafka broker of the cluster answered within {timeout:.0f} s"
-                       + (f" (last error: {type(last).__name__}: {last})" if last else ""))
+    """`kfk.admin_call` against the cluster."""
+    return kfk.admin_call(call, kfk.cluster_settings(settings), timeout=timeout)
 
 
 def create_topic(topic: str, *, partitions: int = 3, replication_factor: int = 3,
                  assignments: Mapping[int, Sequence[int]] | None = None,
                  configs: Mapping[str, str] | None = None,
                  settings: Settings | None = None) -> None:
-    """Create a replicated topic on the cluster and wait until every partition has a leader.
-
-    `assignments` ({partition: [broker ids]}, the first is the preferred leader) pins
-    replicas to brokers (04.02). Taught in 04.01.
-    """
-    spec: dict[str, Any] = {"configs": dict(configs or {})}
-    if assignments:
-        spec["assignments"] = {int(p): list(r) for p, r in assignments.items()}
-    else:
-        spec.update(num_partitions=partitions, replication_factor=replication_factor)
-
-    def create(admin: Any) -> None:
-        from kafka.errors import TopicAlreadyExistsError
-
-        try:
-            admin.create_topics({topic: spec})
-        except TopicAlreadyExistsError:
-            pass
-        admin.wait_for_topics([topic], timeout_ms=15000)
-
-    kafka_admin_call(settings, create, timeout=30.0)
-
-
-@dataclass(frozen=True)
-class PartitionState:
-    """One partition as the controller sees it. Taught in 04.01.
-
-    `leader` -1 means no leader (the partition is offline); `elr` are the eligible
-    leader replicas (Kafka 4, KIP-966): out of the ISR but known to hold every
-    committed record, so they may lead without losing any.
-    """
-
-    topic: str
-    partition: int
-    leader: int
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
-    elr: tuple[int, ...] = ()
-
-    @property
-    def online(self) -> bool:
-        return self.leader >= 0
+    """`kfk.create_topic` on the cluster."""
+    kfk.create_topic(topic, partitions, replication_factor=replication_factor,
+                     assignments=assignments, configs=configs,
+                     settings=kfk.cluster_settings(settings))
 
 
 def partitions(topic: str, settings: Settings | None = None) -> list[PartitionState]:
-    """Leader, replicas, ISR and ELR of each partition of `topic` (DescribeTopicPartitions)."""
-
-    def describe(admin: Any) -> list[PartitionState]:
-        found = admin.describe_topic_partitions([topic])["topics"][0]
-        if found.get("error_code") == UNKNOWN_TOPIC_OR_PARTITION:
-            raise LookupError(f"there is no topic {topic!r} on the cluster")
-        if found.get("error_code"):
-            raise RuntimeError(f"describe {topic}: error {found['error_code']}")
-        return sorted(
-            (PartitionState(topic, p["partition_index"], p["leader_id"],
-                            tuple(p["replica_nodes"]), tuple(p["isr_nodes"]),
-                            tuple(p.get("eligible_leader_replicas") or ()))
-             for p in found["partitions"]),
-            key=lambda s: s.partition)
-
-    return kafka_admin_call(settings, describe)
-
-
-def partition_table(states: Iterable[PartitionState]) -> str:
-    """A small text table of partition states for a lesson's output.
-
-    >>> print(partition_table([PartitionState("t", 0, 1, (1, 2, 3), (1, 2))]))
-    partition  leader  replicas  in-sync (ISR)  eligible (ELR)
-            0       1  1,2,3     1,2            -
-    """
-    lines = ["partition  leader  replicas  in-sync (ISR)  eligible (ELR)"]
-    for s in states:
-        leader = str(s.leader) if s.online else "none"
-        lines.append(f"{s.partition:>9}  {leader:>6}  {','.join(map(str, s.replicas)):8}  "
-                     f"{','.join(map(str, s.isr)) or '-':13}  "
-                     f"{','.join(map(str, s.elr)) or '-'}")
-    return "\n".join(lines)
+    """`kfk.partitions` on the cluster."""
+    return kfk.partitions(topic, kfk.cluster_settings(settings))
 
 
 def wait_partitions(topic: str, predicate: Callable[[list[PartitionState]], bool], *,
                     timeout: float = 30.0, settings: Settings | None = None
                     ) -> list[PartitionState]:
-    """Poll `partitions(topic)` until `predicate` holds (bounded); return the last states."""
-    deadline = time.monotonic() + timeout
-    states: list[PartitionState] = []
-    while True:
-        try:
-            states = partitions(topic, settings)
-            if predicate(states):
-                return states
-        except Exception:  # the cluster is electing: ask again
-            pass
-        if time.monotonic() >= deadline:
-            return states
-        time.sleep(0.3)
-
-
-def _topic_config_entry(topic: str, key: str, settings: Settings | None) -> dict[str, Any]:
-    from kafka.admin import ConfigResource, ConfigResourceType
-
-    def describe(admin: Any) -> dict[str, Any]:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {key: None})
-        found = admin.describe_configs([resource], config_filter="All")
-        return dict(found.get("topic", {}).get(topic, {}).get(key) or {})
-
-    return kafka_admin_call(settings, describe)
+    """`kfk.wait_partitions` on the cluster."""
+    return kfk.wait_partitions(topic, predicate, timeout=timeout,
+                               settings=kfk.cluster_settings(settings))
 
 
 def topic_config(topic: str, key: str, settings: Settings | None = None) -> str | None:
-    """One effective configuration value of `topic`, e.g. 'min.insync.replicas' → '2'
-    (set on the topic or inherited from the brokers). Taught in 04.01."""
-    return _topic_config_entry(topic, key, settings).get("value")
+    """`kfk.topic_config` on the cluster."""
+    return kfk.topic_config(topic, key, kfk.cluster_settings(settings))
 
 
 def topic_config_source(topic: str, key: str, settings: Settings | None = None) -> str | None:
-    """Where `topic`'s value of `key` comes from: 'DYNAMIC_TOPIC_CONFIG' when set on the
-    topic itself, otherwise a broker-wide default (the 04.01 lab checks it)."""
-    return _topic_config_entry(topic, key, settings).get("config_source")
+    """`kfk.topic_config_source` on the cluster."""
+    return kfk.topic_config_source(topic, key, kfk.cluster_settings(settings))
+
+
+def read_topic(topic: str, *, settings: Settings | None = None, timeout: float = 20.0
+               ) -> list[str]:
+    """Every value in `topic` on the cluster, from the beginning up to its end now."""
+    cs = kfk.cluster_settings(settings)
+    kfk.wait_partitions(topic, lambda ss: all(s.online for s in ss), timeout=timeout,
+                        settings=cs)
+    return [r.value or "" for r in kfk.read_all(topic, settings=cs, timeout=timeout)]
+
+
+def elect_unclean(topic: str, partition: int = 0, settings: Settings | None = None) -> int:
+    """`kfk.elect_unclean` on the cluster."""
+    return kfk.elect_unclean(topic, partition, kfk.cluster_settings(settings))
+
+
+def elect_preferred(topic: str, settings: Settings | None = None) -> None:
+    """`kfk.elect_preferred` on the cluster."""
+    kfk.elect_preferred(topic, kfk.cluster_settings(settings))
 
 
 def kafka_producer_worker(name: str, topic: str, count: int, *, label: str = "m",
@@ -741,9 +643,9 @@ def kafka_producer_worker(name: str, topic: str, count: int, *, label: str = "m"
     kafka-python 3 defaults are the safe ones: acks='all', idempotence on. Pass
     `acks=1` (04.02) and idempotence is switched off (it needs acks='all'). The worker
     ends by itself after a bounded flush; a record neither acked nor failed by then
-    counts as failed ("never confirmed"). Taught in 04.01.
+    counts as failed ("never confirmed"). 04.01 writes this loop out; 04.06's trial reuses it.
     """
-    cs = kafka_settings(settings)
+    cs = kfk.cluster_settings(settings)
     if config.get("acks", "all") not in ("all", -1):
         config.setdefault("enable_idempotence", False)
     config.setdefault("linger_ms", 5)
@@ -791,125 +693,6 @@ def kafka_producer_worker(name: str, topic: str, count: int, *, label: str = "m"
 
     worker = TrackedWorker(name, body)
     return worker.start() if start else worker
-
-
-READER_STUCK_SECONDS = 10.0  # a group member with no partitions this long starts over
-
-
-def kafka_reader(name: str, topic: str, group: str, *, settings: Settings | None = None,
-                 start: bool = True, **config: Any) -> TrackedWorker:
-    """A consumer-group member on the cluster that puts every value it reads into
-    `worker.ledger.delivered` (200 ms bounded polls, automatic commits). Taught in 04.01.
-
-    kafka-python 3.0.12 can hang in a group rejoin (no partitions, no error): a member
-    left without partitions for READER_STUCK_SECONDS closes and joins again, and
-    `ledger.reconnects` counts it. The group's committed offsets make it go on where it
-    was (records read but not yet committed come again: at-least-once).
-    """
-    cs = kafka_settings(settings)
-    config.setdefault("auto_offset_reset", "earliest")
-    config.setdefault("session_timeout_ms", 10000)
-    config.setdefault("heartbeat_interval_ms", 1000)
-
-    def join() -> Any:
-        from brokerlab.clients import kafka_consumer
-
-        consumer = kafka_consumer(settings=cs, group_id=group, client_id=name, **config)
-        # Subscribe only once the client knows the topic's partitions: a member that
-        # joins first is given nothing and must rejoin when the metadata arrives.
-        deadline = time.monotonic() + 15.0
-        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        consumer.subscribe([topic])
-        return consumer
-
-    def body(w: Worker) -> None:
-        ledger = worker.ledger
-        consumer = join()
-        unassigned_since: float | None = None
-        try:
-            while not w.should_stop():
-                try:
-                    batches = consumer.poll(timeout_ms=200)
-                except Exception as exc:  # a broker going away: the client recovers
-                    ledger.error(exc)
-                    time.sleep(0.2)
-                    continue
-                for records in batches.values():
-                    ledger.delivered.extend(
-                        r.value.decode() if r.value is not None else "" for r in records)
-                if consumer.assignment():
-                    unassigned_since = None
-                elif unassigned_since is None:
-                    unassigned_since = time.monotonic()
-                elif time.monotonic() - unassigned_since > READER_STUCK_SECONDS:
-                    ledger.error(f"no partitions for {READER_STUCK_SECONDS:.0f} s: joining again")
-                    ledger.reconnects += 1
-                    consumer.close(autocommit=False, timeout_ms=1000)
-                    consumer, unassigned_since = join(), None
-        finally:
-            consumer.close(autocommit=False, timeout_ms=2000)
-            ledger.done = True
-
-    worker = TrackedWorker(name, body)
-    return worker.start() if start else worker
-
-
-def read_topic(topic: str, *, settings: Settings | None = None, timeout: float = 20.0
-               ) -> list[str]:
-    """Every value in `topic` from the beginning up to its end now (no group, bounded).
-
-    What any new reader would find: the check cells compare it with what was acknowledged.
-    """
-    from kafka import TopicPartition
-
-    from brokerlab.clients import kafka_consumer
-
-    cs = kafka_settings(settings)
-    states = wait_partitions(topic, lambda ss: all(s.online for s in ss), timeout=timeout,
-                             settings=settings)
-    consumer = kafka_consumer(settings=cs, enable_auto_commit=False,
-                              auto_offset_reset="earliest")
-    values: list[str] = []
-    try:
-        tps = [TopicPartition(topic, s.partition) for s in states]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        end = consumer.end_offsets(tps, int(timeout * 1000))
-        while time.monotonic() < deadline:
-            if all(consumer.position(tp) >= end[tp] for tp in tps):
-                break
-            for records in consumer.poll(timeout_ms=200).values():
-                values.extend(r.value.decode() if r.value is not None else "" for r in records)
-        else:
-            raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f} s")
-    finally:
-        consumer.close(autocommit=False, timeout_ms=1000)
-    return values
-
-
-def elect_unclean(topic: str, partition: int = 0, settings: Settings | None = None) -> int:
-    """Force an unclean leader election (an operator choosing availability); 0 = accepted.
-
-    Taught in 04.02: an out-of-date replica becomes leader, and records only the old
-    leader held are gone for good.
-    """
-
-    def elect(admin: Any) -> int:
-        response = admin.elect_leaders(1, {topic: [partition]}, timeout_ms=5000,
-                                       raise_errors=False)
-        codes = [p.error_code for r in response.replica_election_results
-                 for p in r.partition_result]
-        return max(codes, default=0)
-
-    return kafka_admin_call(settings, elect)
-
-
-def elect_preferred(topic: str, settings: Settings | None = None) -> None:
-    """Move each partition's leadership back to its preferred (first) replica (04.01)."""
-    kafka_admin_call(settings, lambda a: a.elect_leaders(0, [topic], timeout_ms=5000,
-                                                         raise_errors=False))
 
 
 # ====================================================================== RabbitMQ (04.03)
@@ -1206,143 +989,7 @@ def _close_quietly(connection: Any) -> None:
         pass
 
 
-# ====================================================================== Redis (04.04)
-
-
-def translate_address(host: str, port: int, *, resolvable: Callable[[str], bool],
-                      fallback_host: str) -> tuple[str, int]:
-    """A node address a Sentinel reported, made reachable from here.
-
-    Inside docker compose Sentinels report service names (redis-replica-1:6381) that
-    the host cannot resolve; the ports are published 1:1 on the Sentinels' host, so we
-    keep the port and swap the name.
-
-    >>> translate_address("redis-replica-1", 6381, resolvable=lambda h: False,
-    ...                   fallback_host="127.0.0.1")
-    ('127.0.0.1', 6381)
-    """
-    return (host, port) if resolvable(host) else (fallback_host, port)
-
-
-_RESOLVED: dict[str, bool] = {}
-
-
-def _resolvable(host: str) -> bool:
-    if host not in _RESOLVED:
-        try:
-            socket.getaddrinfo(host, None)
-            _RESOLVED[host] = True
-        except OSError:
-            _RESOLVED[host] = False
-    return _RESOLVED[host]
-
-
-def sentinel(settings: Settings | None = None, **connection_kwargs: Any) -> Any:
-    """A `redis.sentinel.Sentinel` over REDIS_SENTINELS with bounded timeouts (04.04).
-
-    `sentinel().master_for(settings.redis_sentinel_master)` is a Redis client that asks
-    the Sentinels where the primary is, and asks again after a connection error: after
-    a failover it finds the new primary by itself.
-    """
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-    from redis.sentinel import Sentinel
-
-    settings = settings or get_settings()
-    servers = [_host_port(s) for s in settings.redis_sentinels]
-    fallback = servers[0][0]
-
-    class CourseSentinel(Sentinel):
-        def discover_master(self, service_name: str) -> tuple[str, int]:
-            host, port = super().discover_master(service_name)
-            return translate_address(host, int(port), resolvable=_resolvable,
-                                     fallback_host=fallback)
-
-        def discover_slaves(self, service_name: str) -> list[tuple[str, int]]:
-            return [translate_address(h, int(p), resolvable=_resolvable,
-                                      fallback_host=fallback)
-                    for h, p in super().discover_slaves(service_name)]
-
-    connection_kwargs.setdefault("socket_timeout", 1.0)
-    connection_kwargs.setdefault("socket_connect_timeout", 1.0)
-    connection_kwargs.setdefault("decode_responses", True)
-    # Fail fast on a dead node (no hidden retries with pauses): our loops retry.
-    connection_kwargs.setdefault("retry", Retry(NoBackoff(), 0))
-    return CourseSentinel(servers, sentinel_kwargs={"socket_timeout": 1.0,
-                                                    "socket_connect_timeout": 1.0,
-                                                    "retry": Retry(NoBackoff(), 0)},
-                          **connection_kwargs)
-
-
-def primary(settings: Settings | None = None, **kwargs: Any) -> Any:
-    """A Redis client for the current primary, found through the Sentinels (04.04)."""
-    settings = settings or get_settings()
-    return sentinel(settings, **kwargs).master_for(settings.redis_sentinel_master)
-
-
-def _node_at(port: int) -> str:
-    for n in cluster.nodes("redis"):
-        if n.port == port:
-            return n.name
-    raise ValueError(f"no Redis node listens on port {port}")
-
-
-def primary_node(settings: Settings | None = None) -> str:
-    """The node name of the current primary, e.g. 'redis-primary' or 'redis-replica-1'.
-
-    Names are where a node started; after a failover a 'replica' node may be primary.
-    """
-    settings = settings or get_settings()
-    _host, port = sentinel(settings).discover_master(settings.redis_sentinel_master)
-    return _node_at(int(port))
-
-
-def replica_nodes(settings: Settings | None = None) -> list[str]:
-    """The node names of the current replicas, from the Sentinels' view."""
-    settings = settings or get_settings()
-    return sorted(_node_at(int(p)) for _h, p in
-                  sentinel(settings).discover_slaves(settings.redis_sentinel_master))
-
-
-def wait_new_primary(old: str, *, timeout: float = 30.0, settings: Settings | None = None
-                     ) -> str | None:
-    """Wait, bounded, until the Sentinels name a primary other than `old`; return it."""
-    settings = settings or get_settings()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            now = primary_node(settings)
-            if now != old:
-                return now
-        except Exception:  # no primary right now: the Sentinels are electing
-            pass
-        time.sleep(0.2)
-    return None
-
-
-def sentinel_option(option: str, value: int | None = None,
-                    settings: Settings | None = None) -> int:
-    """Read (and with `value`, set on every Sentinel) a Sentinel option of our master.
-
-    04.04 shortens `failover-timeout`: a Sentinel will not start a second failover of
-    the same master within twice that time, and the lesson fails over twice.
-    Returns the value before the change.
-    """
-    settings = settings or get_settings()
-    before = None
-    for server in settings.redis_sentinels:
-        host, port = _host_port(server)
-        client = _redis_at(host, port)
-        try:
-            current = int(client.sentinel_master(settings.redis_sentinel_master)[option])
-            before = current if before is None else before
-            if value is not None and current != value:
-                client.sentinel_set(settings.redis_sentinel_master, option, value)
-        finally:
-            client.close()
-    if before is None:
-        raise ClusterUnavailable("no Sentinel answered")
-    return before
+# ==================================================== Redis writer (04.06 reuses it)
 
 
 def redis_sentinel_writer(name: str, key: str, count: int, *, label: str = "w",
@@ -1390,54 +1037,6 @@ def redis_sentinel_writer(name: str, key: str, count: int, *, label: str = "w",
 
     worker = TrackedWorker(name, body)
     return worker.start() if start else worker
-
-
-def redis_values(key: str, settings: Settings | None = None, timeout: float = 10.0
-                 ) -> list[str]:
-    """The list `key` as the current primary holds it (bounded retries during a failover)."""
-    from redis.exceptions import RedisError
-
-    settings = settings or get_settings()
-    deadline = time.monotonic() + timeout
-    while True:
-        client = primary(settings)
-        try:
-            return list(client.lrange(key, 0, -1))
-        except RedisError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.3)
-        finally:
-            client.close()
-
-
-def redis_node(name: str, settings: Settings | None = None) -> Any:
-    """A Redis client for one node by name, e.g. to read what a replica holds (04.04)."""
-    host, port = node_address(name, settings)
-    if cluster.node(name).broker != "redis" or name.startswith("sentinel"):
-        raise ValueError(f"{name} is not a Redis data node")
-    return _redis_at(host, port)
-
-
-def replica_in_sync(name: str, settings: Settings | None = None, timeout: float = 30.0
-                    ) -> bool:
-    """Wait, bounded, until node `name` is a replica with its link to the primary up."""
-    settings = settings or get_settings()
-    host, port = node_address(name, settings)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        client = _redis_at(host, port, 1.0)
-        try:
-            info = client.info("replication")
-            if info.get("role") == "slave" and info.get("master_link_status") == "up" \
-                    and not info.get("master_sync_in_progress"):
-                return True
-        except Exception:
-            pass
-        finally:
-            client.close()
-        time.sleep(0.3)
-    return False
 
 
 # ====================================================================== small reruns (04.06)
@@ -1538,17 +1137,6 @@ def classic_reachable(queue: str, settings: Settings | None = None) -> bool:
         return False
     finally:
         _close_quietly(connection)
-
-
-LESSON_FAILOVER_TIMEOUT = 3000  # ms; a Sentinel waits 2x this between two failovers
-LAUNCHER_FAILOVER_TIMEOUT = 10000  # ms, what brokerlab.cluster configures
-
-
-def shorten_failover_timeout(settings: Settings | None = None) -> int:
-    """Set the Sentinels' failover-timeout to 3 s (a Sentinel will not fail the same
-    master over again within twice that); return the value to restore (04.04, 04.05)."""
-    before = sentinel_option("failover-timeout", LESSON_FAILOVER_TIMEOUT, settings)
-    return LAUNCHER_FAILOVER_TIMEOUT if before == LESSON_FAILOVER_TIMEOUT else before
 
 
 def redis_trial(run: Run, *, count: int = 300, rate: float = 200.0,
