@@ -13,7 +13,9 @@ Modules, by what they do (a newcomer finds a thing by its name):
     workers   background producer/consumer threads with stop events
     checks    bounded waits for check cells
     cleanup   delete what a run created; list leftovers
-    local     start/stop/restart the native brokers (make brokers)
+    faults    restart a broker, kill and start a cluster node (`from brokerlab import faults`)
+
+The course's launcher (brokerlab.backstage, `make brokers`) is apart: lessons never import it.
 """
 
 from brokerlab.checks import settle, wait_for, wait_until
@@ -26,7 +28,13 @@ from brokerlab.clients import (
     rabbitmq_connection,
     redis_client,
 )
-from brokerlab.health import BrokerUnavailable, check, require, status_table
+from brokerlab.health import (
+    BrokerUnavailable,
+    check,
+    install_failure_handler,
+    require,
+    status_table,
+)
 from brokerlab.naming import Run
 from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Worker, running_workers, stop_all
@@ -39,10 +47,15 @@ __all__ = [
 ]
 
 
-def start_lesson(lesson: str, *brokers: str) -> Run:
-    """The setup cell: check the brokers this notebook needs (fail fast), name this run."""
-    settings = get_settings()
+def start_lesson(lesson: str, *brokers: str, settings: Settings | None = None) -> Run:
+    """The setup cell: check the brokers this notebook needs (fail fast), name this run.
+
+    In a notebook it also makes a broker that dies later fail the next cell that touches
+    it with the course's message (which broker, its URL, its log, how to start it).
+    """
+    settings = settings or get_settings()
     require(*brokers, settings=settings)
+    install_failure_handler(settings)
     run = Run(lesson, settings, brokers=tuple(brokers))
     print(f"{lesson}: brokers {', '.join(brokers) or 'none'} reachable; "
           f"this run's names start with {run.prefix!r}")

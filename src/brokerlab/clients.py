@@ -84,6 +84,22 @@ def redis_client(
     )
 
 
+def redis_at(address: str, *, timeout: float = 2.0) -> redis.Redis:
+    """A client for one Redis node or Sentinel at 'host:port' that fails at once.
+
+    redis-py 6+ retries a refused connection three times with growing pauses (seconds);
+    a node that was just killed must cost milliseconds to probe, and the course's loops
+    retry on their own terms. Used by module 04 (brokerlab.faults, the Sentinel views).
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    host, _, port = address.rpartition(":")
+    return redis.Redis(host=host.strip("[]"), port=int(port), socket_timeout=timeout,
+                       socket_connect_timeout=timeout, decode_responses=True,
+                       retry=Retry(NoBackoff(), 0))
+
+
 def _kafka_config(settings: Settings | None, timeout: float, overrides: dict[str, Any]) -> dict:
     settings = settings or get_settings()
     config: dict[str, Any] = settings.kafka_client_config()

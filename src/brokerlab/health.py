@@ -4,6 +4,10 @@
 on a temporary queue; Kafka: metadata, and with `deep=True` a produced record), so an
 open port that does not answer counts as down. Every check is bounded by `timeout`.
 
+A broker that dies mid-lesson: `start_lesson` installs `install_failure_handler`, so the
+next cell that touches it fails with which broker, its URL, the tail of its log (when the
+course's launcher runs it) and how to start it again, instead of a bare client error.
+
 Taught in 00.01 (the live status) and used by every notebook's setup cell.
 """
 
@@ -14,7 +18,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from brokerlab.checks import wait_until
 from brokerlab.settings import Settings, get_settings
 
 START_HINT = {
@@ -45,8 +52,12 @@ class BrokerStatus:
         return f"{mark} {name:8} {self.address:40} {self.detail} ({self.seconds:.2f} s)"
 
 
-def _tcp_probe(host: str, port: int, timeout: float) -> str | None:
-    """None if something accepts connections at host:port, else a short reason."""
+def port_problem(host: str, port: int, timeout: float = 0.5) -> str | None:
+    """None if something accepts TCP connections at host:port, else a short reason.
+
+    The package's one port probe: an open port is not a broker that answers (that is
+    `check`), but a refused one says "down" in milliseconds.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return None
@@ -56,6 +67,11 @@ def _tcp_probe(host: str, port: int, timeout: float) -> str | None:
         return f"no answer within {timeout:.0f} s"
     except OSError as exc:
         return f"cannot connect: {exc}"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True if something accepts TCP connections at host:port (see `port_problem`)."""
+    return port_problem(host, port, timeout) is None
 
 
 def _check_redis(settings: Settings, timeout: float, deep: bool) -> str:
@@ -81,13 +97,8 @@ def _check_rabbitmq(settings: Settings, timeout: float, deep: bool) -> str:
         channel = connection.channel()
         queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         channel.basic_publish("", queue, b"ping")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                break
-            connection.sleep(0.05)
-        else:
+        if not wait_until(lambda: channel.basic_get(queue, auto_ack=True)[0] is not None,
+                          timeout, interval=0.05):
             raise RuntimeError("published a message but could not get it back")
         version = connection._impl.server_properties.get("version", b"?")
         return f"RabbitMQ {version.decode() if isinstance(version, bytes) else version}"
@@ -102,7 +113,7 @@ def _check_kafka(settings: Settings, timeout: float, deep: bool) -> str:
     reasons = []
     for server in settings.kafka_bootstrap_servers:
         host, _, port = server.rpartition(":")
-        reason = _tcp_probe(host.strip("[]"), int(port), min(timeout, 2.0))
+        reason = port_problem(host.strip("[]"), int(port), min(timeout, 2.0))
         if reason is None:
             break
         reasons.append(f"{server}: {reason}")
@@ -163,3 +174,112 @@ def status_table(brokers: Iterable[str] = ("rabbitmq", "redis", "kafka"),
                  settings: Settings | None = None) -> list[BrokerStatus]:
     """Check every broker (for 00.01's live status); never raises."""
     return [check(b, settings) for b in brokers]
+
+
+# ---------------------------------------------------------------- a broker that died mid-lesson
+
+
+class BrokerDown(BrokerUnavailable):
+    """A broker stopped answering in the middle of a lesson; the message says what to do."""
+
+
+def down_errors() -> dict[str, tuple[type[BaseException], ...]]:
+    """The client exceptions that mean "this broker does not answer", by broker."""
+    import kafka.errors
+    import pika.exceptions
+    import redis.exceptions
+
+    return {
+        # StreamLostError (a connection that died under us) is an AMQPConnectionError too.
+        "rabbitmq": (pika.exceptions.AMQPConnectionError,),
+        "redis": (redis.exceptions.ConnectionError,),
+        # kafka-python 3.0 raises KafkaTimeoutError ("Unable to bootstrap from ...") where
+        # 2.x raised NoBrokersAvailable, which 3.0 no longer defines.
+        "kafka": tuple(getattr(kafka.errors, name) for name in (
+            "KafkaTimeoutError", "KafkaConnectionError", "NoBrokersAvailable")
+            if hasattr(kafka.errors, name)),
+    }
+
+
+def broker_of(error: BaseException) -> str | None:
+    """Which broker a client exception is about (pika, redis-py, kafka-python), or None."""
+    for broker, kinds in down_errors().items():
+        if isinstance(error, kinds):
+            return broker
+    return None
+
+
+def launcher_log(broker: str, settings: Settings) -> Path:
+    """Where the course's launcher writes `broker`'s log (absent when it does not run it)."""
+    return settings.state_dir / broker / "broker.log"
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The last `lines` lines of a log file, or '' when there is none."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def down_message(broker: str, error: BaseException, settings: Settings) -> str:
+    """What a learner reads when `broker` died: which broker, its URL, the tail of its log
+    (when the course's launcher runs it) and how to start it again."""
+    detail = str(error).strip() or "no details"
+    lines = [f"{NAMES[broker]} stopped answering at {settings.display_url(broker)} "
+             f"({type(error).__name__}: {detail})."]
+    log = launcher_log(broker, settings)
+    tail = log_tail(log)
+    if tail:
+        lines.append(f"The last lines of its log ({log}):")
+        lines.extend("    " + line for line in tail.splitlines())
+        lines.append(f"Start it again with `make brokers` (or `python -m brokerlab.backstage "
+                     f"start {broker}`), then run this notebook again from its setup cell.")
+    else:
+        lines.append(f"Start it again ({START_HINT[broker]}), then run this notebook again "
+                     "from its setup cell.")
+    return "\n".join(lines)
+
+
+def explain_failure(error: BaseException, settings: Settings | None = None,
+                    timeout: float = 2.0) -> str | None:
+    """The course's message if `error` comes from a broker that no longer answers a round
+    trip; None when the broker still answers (then the error is the code's own)."""
+    broker = broker_of(error)
+    if broker is None:
+        return None
+    settings = settings or get_settings()
+    if check(broker, settings, timeout=timeout).ok:
+        return None
+    return down_message(broker, error, settings)
+
+
+def install_failure_handler(settings: Settings | None = None) -> bool:
+    """In IPython, turn a broker client's connection error into the course's message.
+
+    Installed by `start_lesson` (every setup cell). Errors from a broker that still
+    answers keep their usual traceback. Returns False outside IPython.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    settings = settings or get_settings()
+    kinds = tuple(kind for group in down_errors().values() for kind in group)
+
+    def handler(shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
+                tb_offset: int | None = None) -> None:
+        message = explain_failure(value, settings)
+        if message is None:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return
+        # The learner's own frames stay visible; the last line says what happened.
+        error = BrokerDown(message)
+        error.__suppress_context__ = True
+        shell.showtraceback((BrokerDown, error, tb), tb_offset=tb_offset)
+
+    shell.set_custom_exc(kinds, handler)
+    return True
