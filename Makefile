@@ -42,7 +42,7 @@ install-python: $(VENV)/.installed
 
 ifeq ($(BROKERS),native)
 brokers: install
-	$(PY) -m brokerlab.local start
+	$(PY) -m brokerlab.backstage start
 else
 brokers: install-python
 	@echo "BROKERS=$(BROKERS): using brokers at the environment's addresses"
@@ -50,24 +50,24 @@ brokers: install-python
 endif
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m brokerlab.cluster stop && $(PY) -m brokerlab.local stop; \
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage cluster stop && $(PY) -m brokerlab.backstage stop; \
 	else echo "nothing installed"; fi
 
 # Three-node clusters of each broker (module 04); `make stop` stops them too.
 ifeq ($(BROKERS),native)
 cluster: install
-	$(PY) -m brokerlab.cluster start
+	$(PY) -m brokerlab.backstage cluster start
 else
 cluster: install-python
 	@echo "BROKERS=$(BROKERS): using the clusters at the environment's addresses"
 endif
 
 stop-cluster:
-	@if [ -x $(PY) ]; then $(PY) -m brokerlab.cluster stop; fi
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage cluster stop; fi
 
 status: install-python
-	$(PY) -m brokerlab.local status
-	@$(PY) -m brokerlab.cluster status
+	$(PY) -m brokerlab.backstage status
+	@$(PY) -m brokerlab.backstage cluster status
 
 lab: brokers
 	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \

@@ -1,6 +1,6 @@
 """Static checks of docker-compose.cluster.yml, the `cluster` profile (no Docker needed).
 
-It must be the same clusters as the native launcher (src/brokerlab/cluster.py), so the
+It must be the same clusters as the native launcher (src/brokerlab/backstage/clusters.py), so the
 module 04 notebooks run unchanged against either: service names = node names, published
 ports = the launcher's ports (on 127.0.0.1 only), Kafka's version = the pom's, the same
 replication settings, RabbitMQ nodes that find each other, Redis with three Sentinels.
@@ -16,14 +16,15 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from brokerlab import cluster
-from brokerlab.local import kafka_version
+from brokerlab.backstage import clusters
+from brokerlab.backstage.single import kafka_version
 from brokerlab.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "docker-compose.yml"
 CLUSTER = ROOT / "docker-compose.cluster.yml"
-NODES = [n.name for n in cluster.nodes()]
+DEFAULTS = Settings()  # the launcher's default addresses
+NODES = [n.name for n in clusters.nodes(settings=DEFAULTS)]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,8 @@ def conf_lines(text: str) -> list[str]:
 
 def native_redis_conf(name: str, tmp_path: Path) -> list[str]:
     settings = Settings(state_dir=tmp_path)
-    return conf_lines(cluster._redis_conf(cluster.node(name), settings).read_text())
+    where = clusters.redis_conf(clusters.node(name, settings), settings)
+    return conf_lines((where.root / "redis.conf").read_text())
 
 
 # ------------------------------------------------------------------ structure
@@ -103,13 +105,13 @@ def test_it_extends_docker_compose_yml_without_clashing(
 @pytest.mark.parametrize("name", NODES)
 def test_every_port_is_loopback_only_and_matches_the_launcher(
         services: dict[str, dict[str, Any]], name: str) -> None:
-    node = cluster.node(name)
+    node = clusters.node(name, DEFAULTS)
     rows = published(services[name])
     assert rows and all(ip == "127.0.0.1" for ip, _, _ in rows), (
         f"{name}: publish on 127.0.0.1 only (guest/guest must not be on the LAN): {rows}")
     host_ports = {host for _, host, _ in rows}
     if node.broker == "rabbitmq":
-        amqp, management, _dist = cluster.RABBIT_NODES[int(name[-1])]
+        amqp, management, _dist = clusters.rabbit_ports(node, DEFAULTS)
         assert host_ports == {amqp, management}
         assert {(h, c) for _, h, c in rows} == {(amqp, 5672), (management, 15672)}
     else:
@@ -149,7 +151,7 @@ def test_named_volumes_are_declared(compose: dict[str, Any],
 
 def test_images_match_the_native_and_single_node_versions(
         services: dict[str, dict[str, Any]], base_services: dict[str, dict[str, Any]]) -> None:
-    for node in cluster.nodes():
+    for node in clusters.nodes(settings=DEFAULTS):
         image = services[node.name]["image"]
         if node.broker == "kafka":
             assert image == f"apache/kafka:{kafka_version()}", (
@@ -181,7 +183,7 @@ def test_kafka_is_one_three_voter_quorum_in_combined_mode(
 def test_kafka_advertises_localhost_to_the_host_and_its_name_inside(
         services: dict[str, dict[str, Any]], i: int) -> None:
     env = kafka_env(services, i)
-    port = cluster.KAFKA_NODES[i][0]
+    port = clusters.node(f"kafka-{i}", DEFAULTS).port
     assert f"PLAINTEXT_HOST://:{port}" in env["KAFKA_LISTENERS"]
     assert env["KAFKA_ADVERTISED_LISTENERS"] == (
         f"PLAINTEXT://kafka-{i}:9092,PLAINTEXT_HOST://localhost:{port}")
@@ -189,7 +191,9 @@ def test_kafka_advertises_localhost_to_the_host_and_its_name_inside(
 
 def test_kafka_replication_settings_equal_the_native_launcher(
         services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    native = dict(line.split("=", 1) for line in conf_lines(cluster._kafka_props(1, tmp_path)))
+    settings = Settings(state_dir=tmp_path)
+    props = clusters.kafka_node_properties(clusters.node("kafka-1", settings), settings)
+    native = dict(line.split("=", 1) for line in conf_lines(props))
     env = kafka_env(services, 1)
     keys = ["default.replication.factor", "min.insync.replicas",
             "unclean.leader.election.enable", "offsets.topic.replication.factor",
@@ -244,7 +248,7 @@ def test_redis_nodes_write_their_config_and_run_under_the_entrypoint(
         "escape $ as $$ so compose does not interpolate the shell's variables")
     assert "exec docker-entrypoint.sh redis-server /data/node.conf" in script
     for name in NODES:
-        if cluster.node(name).broker == "redis":
+        if clusters.node(name, DEFAULTS).broker == "redis":
             mode = environment(services[name])["NODE_MODE"]
             assert mode == ("--sentinel" if name.startswith("sentinel") else "")
 
@@ -253,7 +257,7 @@ def test_redis_nodes_write_their_config_and_run_under_the_entrypoint(
 def test_redis_data_nodes(services: dict[str, dict[str, Any]], name: str, tmp_path: Path
                           ) -> None:
     lines = redis_conf(services, name)
-    assert f"port {cluster.REDIS_NODES[name]}" in lines
+    assert f"port {clusters.node(name, DEFAULTS).port}" in lines
     assert f"replica-announce-ip {name}" in lines
     replicaof = [line for line in lines if line.startswith("replicaof")]
     native = [line.replace("127.0.0.1", "redis-primary")
@@ -268,9 +272,9 @@ def test_sentinels_watch_course_like_the_native_ones(
         services: dict[str, dict[str, Any]], i: int, tmp_path: Path) -> None:
     name = f"sentinel-{i}"
     lines = redis_conf(services, name)
-    assert f"port {cluster.SENTINELS[name]}" in lines
+    assert f"port {clusters.node(name, DEFAULTS).port}" in lines
     resolve = lines.index("sentinel resolve-hostnames yes")
-    monitor = lines.index(f"sentinel monitor {cluster.SENTINEL_MASTER} redis-primary 6380 2")
+    monitor = lines.index(f"sentinel monitor {DEFAULTS.redis_sentinel_master} redis-primary 6380 2")
     assert resolve < monitor, "resolve-hostnames must come before a monitor line naming a host"
     assert "sentinel announce-hostnames yes" in lines
     native = native_redis_conf(name, tmp_path)
@@ -294,6 +298,6 @@ def test_jupyter_gets_the_cluster_addresses_inside_the_network(
         f"rabbit-{i}" for i in (1, 2, 3)]
     assert {urlsplit(u).port for u in settings.rabbitmq_cluster_urls} == {5672}
     assert settings.redis_sentinels == tuple(
-        f"sentinel-{i}:{cluster.SENTINELS[f'sentinel-{i}']}" for i in (1, 2, 3))
-    assert settings.redis_sentinel_master == cluster.SENTINEL_MASTER
+        f"sentinel-{i}:{clusters.node(f'sentinel-{i}', DEFAULTS).port}" for i in (1, 2, 3))
+    assert settings.redis_sentinel_master == DEFAULTS.redis_sentinel_master
     assert set(services["jupyter"]) == {"environment"}, "only add variables to jupyter"

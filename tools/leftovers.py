@@ -9,10 +9,13 @@ switches it on and must switch it back).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+from dataclasses import replace
 
 import brokerlab
-from brokerlab import cluster, local
+from brokerlab.health import check
+from brokerlab.settings import get_settings
 
 
 def main() -> int:
@@ -22,13 +25,16 @@ def main() -> int:
     if len(args.prefix) < 3:
         parser.error("prefix too short to be meaningful")
     found = {kind: names for kind, names in brokerlab.leftovers(args.prefix).items() if names}
-    if any(cluster._answers(n, 1.0) for n in cluster.nodes()[:1]):  # the clusters run
+    settings = get_settings()
+    first = replace(settings, kafka_bootstrap_servers=settings.kafka_cluster_bootstrap_servers[:1])
+    if check("kafka", first, timeout=1.0).ok:  # the clusters run
         from brokerlab import cluster_tools
 
         found.update({f"cluster {kind}": names
                       for kind, names in cluster_tools.leftovers(args.prefix).items() if names})
     problems = [f"{kind}: {', '.join(names)}" for kind, names in found.items()]
-    if local.is_managed("redis"):
+    launcher = [sys.executable, "-m", "brokerlab.backstage", "runs", "redis"]
+    if subprocess.run(launcher, timeout=60).returncode == 0:  # the course's own Redis
         client = brokerlab.redis_client()
         save, appendonly = client.config_get("save")["save"], client.config_get("appendonly")
         if save or appendonly.get("appendonly") != "no":

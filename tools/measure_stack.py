@@ -23,8 +23,20 @@ import time
 import urllib.request
 from pathlib import Path
 
-from brokerlab import local
 from brokerlab.health import check
+
+BROKERS = ("redis", "rabbitmq", "kafka")
+
+
+def backstage(*args: str) -> subprocess.CompletedProcess[str]:
+    """The course's launcher, through its command line (its one interface)."""
+    return subprocess.run([sys.executable, "-m", "brokerlab.backstage", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def launcher_pids() -> dict[str, int | None]:
+    rows = json.loads(backstage("status", "--json").stdout)
+    return {row["broker"]: row["pid"] for row in rows}
 
 
 def _children(pid: int) -> list[int]:
@@ -106,17 +118,17 @@ def main() -> int:
                         help="measure the running brokers without a cold start")
     args = parser.parse_args()
     rows: list[tuple[str, str, float]] = []
-    for broker in local.BROKERS:
+    for broker in BROKERS:
         seconds = float("nan")
         if not args.no_restart:
-            if check(broker).ok and not local.is_managed(broker):
+            if check(broker).ok and backstage("runs", broker).returncode != 0:
                 print(f"{broker}: running but not started here; measuring memory only")
             else:
-                local.stop(broker, echo=lambda _: None)
+                backstage("stop", broker)
                 t0 = time.monotonic()
-                local.start(broker, echo=lambda _: None)
+                backstage("start", broker)
                 seconds = time.monotonic() - t0
-        pid = local.managed_pid(broker)
+        pid = launcher_pids()[broker]
         rss = tree_rss_mb(pid) if pid else float("nan")
         if broker == "rabbitmq" and pid:
             rss += _epmd_rss()

@@ -1,0 +1,136 @@
+"""The course's launcher: run the brokers natively, without Docker.
+
+    python -m brokerlab.backstage start [BROKER...]          (make brokers)
+    python -m brokerlab.backstage stop [BROKER...]
+    python -m brokerlab.backstage status [--json]            (make status)
+    python -m brokerlab.backstage restart BROKER [--crash]   (returns when it answers again)
+    python -m brokerlab.backstage runs NAME                  (exit 0 if it runs broker/node NAME)
+    python -m brokerlab.backstage cluster start|stop|status [BROKER...]   (make cluster)
+    python -m brokerlab.backstage node kill|start|stop NODE
+    python -m brokerlab.backstage fetch-kafka                (Kafka's jars via Maven, once)
+
+Brokers: redis, rabbitmq, kafka. Nodes: kafka-1..3, rabbit-1..3, redis-primary,
+redis-replica-1..2, sentinel-1..3. Starts and stops wait for the state folder's lock, so
+two at once never fight over a port. A failure exits non-zero with one message on stderr
+that names the log to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+
+from brokerlab.backstage import clusters, process, single
+from brokerlab.backstage.process import LauncherError
+from brokerlab.settings import Settings, SettingsError, get_settings
+
+
+def _each(names: list[str], action: Callable[[str], object]) -> int:
+    """Run action for every name; report each failure on stderr and go on."""
+    failures = 0
+    for name in names:
+        try:
+            action(name)
+        except LauncherError as exc:
+            failures += 1
+            print(f"FAILED: {name}: {exc}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    rows = single.status(settings)
+    if as_json:
+        print(json.dumps([{**asdict(r), "log": str(r.log)} for r in rows]))
+        return 0
+    for r in rows:
+        print(f"{r.broker:9} {r.state:19} {r.address:40} log: {r.log}")
+    return 0
+
+
+def _cluster_status(settings: Settings) -> int:
+    for r in clusters.status(settings):
+        print(f"{r.name:16} {r.state:14} 127.0.0.1:{r.port:<6} log: {r.log}")
+    return 0
+
+
+def _runs(name: str, settings: Settings) -> int:
+    if name in single.BROKERS:
+        return 0 if single.is_managed(name, settings) else 1
+    return 0 if clusters.runs(name, settings) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m brokerlab.backstage",
+                                description=(__doc__ or "").split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    # No `choices` with nargs="*": Python 3.11 rejects the empty list; main() checks them.
+    brokers = {"nargs": "*", "help": f"any of {', '.join(single.BROKERS)} (default: all)"}
+    sub.add_parser("start").add_argument("brokers", **brokers)
+    sub.add_parser("stop").add_argument("brokers", **brokers)
+    sub.add_parser("status").add_argument("--json", action="store_true")
+    restart = sub.add_parser("restart")
+    restart.add_argument("broker", choices=single.BROKERS)
+    restart.add_argument("--crash", action="store_true", help="SIGKILL, as a power cut")
+    sub.add_parser("runs").add_argument("name", help="a broker or a cluster node")
+    cluster = sub.add_parser("cluster")
+    cluster.add_argument("action", choices=["start", "stop", "status"])
+    cluster.add_argument("brokers", **brokers)
+    node = sub.add_parser("node")
+    node.add_argument("action", choices=["kill", "start", "stop"])
+    node.add_argument("node")
+    sub.add_parser("fetch-kafka")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    unknown = set(getattr(args, "brokers", None) or []) - set(single.BROKERS)
+    if unknown:
+        parser().error(f"unknown broker(s) {sorted(unknown)}; any of {', '.join(single.BROKERS)}")
+    try:
+        settings = get_settings()
+        if args.command == "status":
+            return _status(settings, args.json)
+        if args.command == "runs":
+            return _runs(args.name, settings)
+        if args.command == "cluster" and args.action == "status":
+            return _cluster_status(settings)
+        if args.command == "fetch-kafka":
+            print(single.fetch_kafka())
+            return 0
+        with process.state_lock(settings.state_dir):
+            return _changes(args, settings)
+    except (LauncherError, SettingsError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+
+
+def _changes(args: argparse.Namespace, settings: Settings) -> int:
+    """The commands that start or stop something (run under the state folder's lock)."""
+    if args.command == "start":
+        return _each(args.brokers or list(single.BROKERS),
+                     lambda b: single.start(b, settings))
+    if args.command == "stop":
+        return _each(args.brokers or list(single.BROKERS),
+                     lambda b: single.stop(b, settings))
+    if args.command == "restart":
+        seconds = single.restart(args.broker, settings, crash=args.crash)
+        print(f"{args.broker:9} answers again after {seconds:.1f} s")
+        return 0
+    if args.command == "cluster":
+        names = args.brokers or list(clusters.BROKERS)
+        if args.action == "start":
+            return _each(names, lambda b: clusters.start(b, settings))
+        return _each(names, lambda b: clusters.stop(b, settings))
+    if args.action == "start":
+        clusters.start_node(args.node, settings)
+    else:
+        clusters.stop_node(args.node, settings, crash=args.action == "kill")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
