@@ -1,11 +1,11 @@
 """Who is connected to the brokers: the leak checks of test_workers and test_panel."""
 
 import brokerlab as bl
-from brokerlab.cleanup import _rabbitmq_api
+from brokerlab.rabbitmq import management_get
 
 
 def rabbitmq_connection_names() -> list[str]:
-    rows = _rabbitmq_api("/api/connections", bl.get_settings())
+    rows = management_get("/api/connections", bl.get_settings())
     return [str((r.get("client_properties") or {}).get("connection_name")) for r in rows]
 
 

@@ -131,8 +131,8 @@ def run() -> Iterator[bl.Run]:
 
 
 def row(panel: ControlPanel, label: str) -> Any:
-    """The panel's row (`_Row`) for a worker label like 'p1'."""
-    worker = panel._worker(label)
+    """The panel's row (`Row`) for a worker label like 'p1'."""
+    worker = panel.worker(label)
     return panel.rows[worker.name]
 
 

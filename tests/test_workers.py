@@ -1,4 +1,5 @@
-"""brokerlab.workers: pacing, stop vs kill per broker, and nothing left open.
+"""brokerlab.workers: one Worker (pacing, stop vs kill) and the control panel's bodies
+(what stop and kill leave per broker, and nothing left open).
 
 Tests marked `brokers` use the real brokers (make brokers); the rest run anywhere.
 """
@@ -19,8 +20,8 @@ from brokerlab import workers as W
 
 
 def _idle(w: W.Worker) -> None:
-    while not w.should_stop():
-        w._stop.wait(0.05)
+    while w.sleep(0.05):
+        pass
 
 
 def test_pace_follows_the_rate_and_a_change_applies_at_once() -> None:
@@ -40,7 +41,7 @@ def test_pace_follows_the_rate_and_a_change_applies_at_once() -> None:
 def test_pace_and_work_end_promptly() -> None:
     worker = W.Worker("course-test-prompt", _idle, rate=0.1)  # one message per 10 s
     worker.pace()
-    threading.Timer(0.2, worker._stop.set).start()
+    threading.Timer(0.2, worker.request_stop).start()
     t0 = time.monotonic()
     assert worker.pace() is False, "a stop must end the wait for the next message"
     assert time.monotonic() - t0 < 1.0
@@ -53,7 +54,7 @@ def test_pace_and_work_end_promptly() -> None:
 
 def test_graceful_stop_lets_the_work_finish() -> None:
     worker = W.Worker("course-test-finish", _idle, rate=5)  # 0.2 s per message
-    worker._stop.set()
+    worker.request_stop()
     assert worker.work() is True
 
 
@@ -112,6 +113,12 @@ def test_stop_all_survives_a_worker_that_misbehaves() -> None:
         W.Worker.stop(stubborn)
 
 
+def test_every_worker_has_a_ledger() -> None:
+    worker = W.Worker("course-test-ledger", _idle)
+    worker.ledger.ack("m-1")
+    assert worker.ledger.acknowledged == ["m-1"] and W.Worker("x", _idle).ledger.acknowledged == []
+
+
 def test_new_worker_refuses_what_cannot_work() -> None:
     with pytest.raises(ValueError, match="unknown broker"):
         W.new_worker("mqtt", "queue", "producer", "n", "t")
@@ -137,21 +144,27 @@ def ready(queue: str) -> int:
         return channel.queue_declare(queue, passive=True).method.message_count
 
 
+def worker(run: bl.Run, broker: str, kind: str, role: str, who: str, target: str,
+           **options: object) -> W.Worker:
+    return W.new_worker(broker, kind, role, run.name(who), target, start=True,
+                        **options)  # type: ignore[arg-type]
+
+
 @pytest.mark.brokers
 def test_rabbitmq_kill_returns_unacked_messages_stop_acks_them(run: bl.Run) -> None:
     queue = run.queue("jobs")
     with bl.rabbitmq_channel() as channel:
-        channel.queue_declare(queue)
-    producer = W.rabbitmq_producer(run.name("p"), queue, [f"job-{i}" for i in range(20)])
-    assert bl.wait_for(lambda: producer.counters.sent, 20, timeout=10) == 20
-    victim = W.rabbitmq_consumer(run.name("victim"), queue, prefetch=5, rate=10)
+        channel.queue_declare(queue, durable=True)
+        for i in range(20):
+            channel.basic_publish("", queue, f"job-{i}".encode())
+    victim = worker(run, "rabbitmq", "queue", "consumer", "victim", queue, prefetch=5, rate=10)
     bl.wait_until(lambda: victim.counters.acked >= 2, timeout=10)
     victim.kill()
     assert victim.state == "killed" and victim.counters.received > victim.counters.acked
     left = 20 - victim.counters.acked
     assert bl.wait_for(lambda: ready(queue), left, timeout=10) == left, (
         "every message the killed consumer held must be back in the queue")
-    polite = W.rabbitmq_consumer(run.name("polite"), queue, prefetch=5, rate=20)
+    polite = worker(run, "rabbitmq", "queue", "consumer", "polite", queue, prefetch=5, rate=20)
     bl.wait_until(lambda: polite.counters.acked >= 2, timeout=10)
     polite.stop()
     assert polite.counters.received == polite.counters.acked, "a graceful stop acks its work"
@@ -161,13 +174,12 @@ def test_rabbitmq_kill_returns_unacked_messages_stop_acks_them(run: bl.Run) -> N
 @pytest.mark.brokers
 def test_redis_list_kill_loses_the_item_in_hand(run: bl.Run) -> None:
     key = run.key("list")
-    producer = W.redis_list_producer(run.name("p"), key, [f"m{i}" for i in range(10)])
-    bl.wait_for(lambda: producer.counters.sent, 10, timeout=5)
-    consumer = W.redis_list_consumer(run.name("c"), key, rate=5)
-    bl.wait_until(lambda: consumer.counters.received >= 2, timeout=5)
-    consumer.kill()
     client = bl.redis_client()
     try:
+        client.lpush(key, *[f"m{i}" for i in range(10)])
+        consumer = worker(run, "redis", "list", "consumer", "c", key, rate=5)
+        bl.wait_until(lambda: consumer.counters.received >= 2, timeout=5)
+        consumer.kill()
         length = client.llen(key)
     finally:
         client.close()
@@ -179,16 +191,19 @@ def test_redis_list_kill_loses_the_item_in_hand(run: bl.Run) -> None:
 @pytest.mark.brokers
 def test_redis_stream_kill_leaves_entries_pending_stop_does_not(run: bl.Run) -> None:
     stream, group = run.key("stream"), run.name("group")
-    W.redis_stream_producer(run.name("p"), stream, [f"e{i}" for i in range(10)])
-    victim = W.redis_stream_consumer(run.name("victim"), stream, group, rate=5)
-    bl.wait_until(lambda: victim.counters.received >= 2, timeout=5)
-    victim.kill()
     client = bl.redis_client()
     try:
+        for i in range(10):
+            client.xadd(stream, {"body": f"e{i}"})
+        victim = worker(run, "redis", "stream", "consumer", "victim", stream, group=group,
+                        rate=5)
+        bl.wait_until(lambda: victim.counters.received >= 2, timeout=5)
+        victim.kill()
         pending = client.xpending(stream, group)
         assert pending["pending"] >= 1
         assert [c["name"] for c in pending["consumers"]] == [victim.name]
-        polite = W.redis_stream_consumer(run.name("polite"), stream, group, rate=20)
+        polite = worker(run, "redis", "stream", "consumer", "polite", stream, group=group,
+                        rate=20)
         bl.wait_until(lambda: polite.counters.acked >= 3, timeout=5)
         polite.stop()
         names = [c["name"] for c in client.xpending(stream, group)["consumers"]]
@@ -200,16 +215,17 @@ def test_redis_stream_kill_leaves_entries_pending_stop_does_not(run: bl.Run) -> 
 @pytest.mark.brokers
 def test_redis_pubsub_offline_subscriber_misses_messages(run: bl.Run) -> None:
     channel = run.key("news")
-    subscriber = W.redis_subscriber(run.name("s"), channel)
+    subscriber = worker(run, "redis", "pubsub", "consumer", "s", channel)
     bl.wait_until(lambda: any("subscribed" in line for line in subscriber.log), timeout=5)
-    publisher = W.redis_publisher(run.name("p"), channel, [f"n{i}" for i in range(5)])
-    bl.wait_for(lambda: subscriber.counters.received, 5, timeout=5)
-    subscriber.stop()
-    publisher = W.redis_publisher(run.name("p2"), channel, ["while-away"])
-    bl.wait_for(lambda: publisher.counters.sent, 1, timeout=5)
-    subscriber.start()
-    bl.wait_until(lambda: any("subscribed" in line for line in list(subscriber.log)[-1:]),
-                  timeout=5)
+    client = bl.redis_client()
+    try:
+        for i in range(5):
+            client.publish(channel, f"n{i}")
+        bl.wait_for(lambda: subscriber.counters.received, 5, timeout=5)
+        subscriber.stop()
+        assert client.publish(channel, "while-away") == 0, "nobody listens now"
+    finally:
+        client.close()
     assert subscriber.messages == [f"n{i}" for i in range(5)]
     assert subscriber.counters.acked == 0, "pub/sub has no acknowledgements"
 
@@ -217,15 +233,18 @@ def test_redis_pubsub_offline_subscriber_misses_messages(run: bl.Run) -> None:
 @pytest.mark.brokers
 def test_kafka_kill_commits_nothing_and_the_group_reads_again(run: bl.Run) -> None:
     topic, group = run.topic("t"), run.group("g")
-    producer = W.kafka_producer_worker(run.name("p"), topic, [f"r{i}" for i in range(30)])
-    assert bl.wait_for(lambda: producer.counters.acked, 30, timeout=15) == 30
-    victim = W.kafka_group_consumer(run.name("victim"), topic, group, rate=20)
+    producer = bl.kafka_producer()
+    for i in range(30):
+        producer.send(topic, f"r{i}".encode())
+    producer.flush(timeout=15)
+    producer.close()
+    victim = worker(run, "kafka", "topic", "consumer", "victim", topic, group=group, rate=20)
     bl.wait_until(lambda: victim.counters.acked >= 1 and
                   victim.counters.received > victim.counters.acked + 2, timeout=15)
     victim.kill()
     uncommitted = victim.counters.received - victim.counters.acked
     assert uncommitted > 0
-    heir = W.kafka_group_consumer(run.name("heir"), topic, group)
+    heir = worker(run, "kafka", "topic", "consumer", "heir", topic, group=group)
     total = bl.wait_for(lambda: victim.counters.acked + heir.counters.acked, 30, timeout=20)
     heir.stop()
     assert total == 30, "the group commits every record once in the end"
@@ -234,9 +253,18 @@ def test_kafka_kill_commits_nothing_and_the_group_reads_again(run: bl.Run) -> No
 
 
 @pytest.mark.brokers
+def test_kafka_producer_counts_acks(run: bl.Run) -> None:
+    producer = worker(run, "kafka", "topic", "producer", "p", run.topic("acks"), rate=50)
+    assert bl.wait_until(lambda: producer.counters.acked >= 10, timeout=15)
+    producer.stop()
+    assert bl.wait_for(lambda: producer.counters.acked, producer.counters.sent, timeout=5) \
+        == producer.counters.sent, "a graceful stop flushes: every record sent is acked"
+
+
+@pytest.mark.brokers
 def test_rate_and_size_change_while_running(run: bl.Run) -> None:
     key = run.key("list")
-    producer = W.redis_list_producer(run.name("p"), key, rate=10, size=50)
+    producer = worker(run, "redis", "list", "producer", "p", key, rate=10, size=50)
     time.sleep(1.0)
     slow = producer.counters.sent
     producer.rate, producer.size = 100, 500
@@ -255,13 +283,13 @@ def test_rate_and_size_change_while_running(run: bl.Run) -> None:
 def test_workers_name_their_connections_and_leave_none_open(run: bl.Run) -> None:
     queue = run.queue("q")
     with bl.rabbitmq_channel() as channel:
-        channel.queue_declare(queue)
+        channel.queue_declare(queue, durable=True)
     workers = [
-        W.rabbitmq_consumer(run.name("rc"), queue),
-        W.rabbitmq_producer(run.name("rp"), queue, rate=5),
-        W.redis_list_consumer(run.name("lc"), run.key("l")),
-        W.redis_subscriber(run.name("sc"), run.key("ch")),
-        W.redis_stream_consumer(run.name("xc"), run.key("x"), run.name("g")),
+        worker(run, "rabbitmq", "queue", "consumer", "rc", queue),
+        worker(run, "rabbitmq", "queue", "producer", "rp", queue, rate=5),
+        worker(run, "redis", "list", "consumer", "lc", run.key("l")),
+        worker(run, "redis", "pubsub", "consumer", "sc", run.key("ch")),
+        worker(run, "redis", "stream", "consumer", "xc", run.key("x"), group=run.name("g")),
     ]
     assert bl.wait_until(lambda: {run.name("rc"), run.name("rp")} <=
                          set(rabbitmq_connection_names()), timeout=15)
@@ -274,17 +302,3 @@ def test_workers_name_their_connections_and_leave_none_open(run: bl.Run) -> None
     assert bl.wait_until(lambda: not [n for n in rabbitmq_connection_names()
                                       if n.startswith(run.prefix)], timeout=10)
     assert not [n for n in redis_client_names() if n.startswith(run.prefix)]
-
-
-@pytest.mark.brokers
-def test_old_api_still_works(run: bl.Run) -> None:
-    """What 00.02 and the broker modules call, unchanged."""
-    queue = run.queue("old")
-    with bl.rabbitmq_channel() as channel:
-        channel.queue_declare(queue)
-    seen: list[str] = []
-    consumer = W.rabbitmq_consumer(run.name("c"), queue, seen.append, work_seconds=0.01)
-    W.rabbitmq_producer(run.name("p"), queue, ["a", "b", "c"])
-    assert bl.wait_for(lambda: sorted(seen), ["a", "b", "c"], timeout=10) == ["a", "b", "c"]
-    assert consumer.messages == seen and consumer.counters.acked == 3
-    consumer.stop()

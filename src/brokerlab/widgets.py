@@ -5,7 +5,7 @@ Threads update widget *values* only (never `print`, never `with output:`), as th
 ipywidgets docs on asynchronous widgets advise.
 
 Taught in 00.01 (the live broker status board). The control panel that starts, stops
-and kills producers and consumers lives in `brokerlab.panel` (00.03), re-exported here.
+and kills producers and consumers is `brokerlab.panel` (00.03).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 
 from brokerlab.health import NAMES, START_HINT, BrokerStatus, status_table
-from brokerlab.panel import ControlPanel
 from brokerlab.settings import Settings, get_settings
 
-__all__ = ["ControlPanel", "StatusBoard"]
+__all__ = ["StatusBoard"]
 
 
 def _status_html(rows: Sequence[BrokerStatus]) -> str:

@@ -1,41 +1,42 @@
-"""Background producers and consumers that never block the notebook.
+"""One Worker: a function run in a background thread, with a stop event, counters and a log.
 
-Each worker is a thread with its own connection, made inside that thread (pika is not
-thread-safe), a stop event, counters and a short log. Every blocking call is bounded
-(at most ~0.5 s), so `stop()` returns quickly and `stop_all()` always works, also at
-interpreter exit. Workers never print: a thread's print lands in whatever cell runs
-at the time (ipykernel), so progress lives in counters that cells and widgets read.
+    def body(w: bl.Worker) -> None:        # the loop a lesson teaches, in the lesson
+        connection = pika.BlockingConnection(params)   # made inside the thread
+        while not w.should_stop():
+            connection.process_data_events(time_limit=0.2)   # every wait bounded
+        connection.close()
+
+    worker = bl.Worker("orders-consumer", body).start()
+    worker.stop()      # graceful: the body sees should_stop() and finishes what it holds
+    worker.kill()      # a crash: `crashed` is set; the body drops everything unacknowledged
+
+Workers never print: a thread's print lands in whatever cell runs at the time
+(ipykernel), so progress lives in `counters`, `log`, `messages` and `ledger` (what a
+producer was promised, counted in module 04), which cells and widgets read.
 
 `rate` (messages per second, 0 = flat out) and `size` (bytes per generated message) are
-plain attributes that the loop reads before every message, so a slider can change them
-while the worker runs. A producer waits 1/rate between messages; a consumer spends
-1/rate "working" on each message before it acknowledges it.
-
-`stop()` is graceful: the message in hand is finished and acknowledged, the connection
-closed cleanly. `kill()` simulates a crash: the worker stops at once without
-acknowledging what it holds and drops its connection without a clean close, as a killed
-process would. What that means per broker:
-
-| worker                          | kill() leaves                                         |
-|---------------------------------|-------------------------------------------------------|
-| RabbitMQ consumer               | its unacked messages go back to the queue (redelivered) |
-| Redis list consumer (BRPOP)     | the popped message is lost: a list has no acks        |
-| Redis stream consumer (group)   | its entries stay in the group's pending list (XPENDING) |
-| Redis subscriber                | nothing: pub/sub keeps nothing for the offline client |
-| Kafka group consumer            | no commit: the group re-reads from the last commit    |
-| producers                       | the connection dropped; a Kafka producer's unsent buffer lost |
+plain attributes that `pace()`, `work()` and `payload()` read before every message, so a
+slider can change them while the worker runs.
 
 Busy threads can starve the notebook's own thread: with Python's default 5 ms switch
 interval, ten workers flat out (and kafka-python's pure-Python I/O threads) kept a
 trivial cell waiting ~1 s for the GIL. Starting a worker therefore lowers the
-interpreter's switch interval to 0.5 ms (never raises it): the notebook stays
-responsive at the price of some flat-out throughput.
+interpreter's switch interval to 0.5 ms (never raises it).
+
+The rest of this module is the control panel's plumbing (00.03 and the lessons that
+show a panel): one producer and one consumer per kind of target, made by `new_worker`.
+Lessons write their own loops. What `kill()` leaves behind, per consumer kind:
+
+| kind                           | kill() leaves                                           |
+|--------------------------------|---------------------------------------------------------|
+| RabbitMQ queue                 | its unacked messages go back to the queue (redelivered) |
+| Redis list (BRPOP)             | the popped message is lost: a list has no acks          |
+| Redis stream (consumer group)  | its entries stay in the group's pending list (XPENDING) |
+| Redis pub/sub                  | nothing: pub/sub keeps nothing for the offline client   |
+| Kafka topic (consumer group)   | no commit: the group re-reads from the last commit      |
 
 Connections carry the worker's name (RabbitMQ `connection_name`, Redis `CLIENT SETNAME`,
 Kafka `client_id`), so tests can prove that nothing is left open.
-
-Taught in 00.02 (producer runs while the consumer is offline; work split between two)
-and 00.03 (control panels: every broker, start/stop/kill, rates).
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ import collections
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from brokerlab.checks import wait_until
+from brokerlab.ledger import Ledger
 from brokerlab.settings import Settings, get_settings
 
-Handler = Callable[[str], None]
-
-POLL_SECONDS = 0.2    # every blocking call of a worker returns at least this often
+POLL_SECONDS = 0.2    # every blocking call of a panel worker returns at least this often
 MAX_SIZE = 1_000_000  # bytes: bigger generated messages are refused (a typo, not a lesson)
 SWITCH_INTERVAL = 0.0005  # seconds a busy thread may hold the GIL while another waits
 
@@ -79,10 +80,9 @@ class Worker:
     counters: Counters = field(default_factory=Counters)
     messages: list[str] = field(default_factory=list)
     log: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
+    ledger: Ledger = field(default_factory=Ledger)
     error: BaseException | None = None
     crashed: bool = False
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
     rate: float = 0.0
     size: int = 0
     broker: str = ""
@@ -90,6 +90,8 @@ class Worker:
     target: str = ""
     keep: int | None = None  # keep at most about this many bodies in `messages` (None: all)
     seq: int = 0             # number of the last generated message (continues on restart)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
     _due: float = 0.0        # monotonic time the previous message went (pacing)
 
     def start(self) -> Worker:
@@ -120,6 +122,10 @@ class Worker:
     def should_stop(self) -> bool:
         return self._stop.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to `seconds`, returning early (False) when told to stop."""
+        return not self._stop.wait(seconds)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -134,6 +140,12 @@ class Worker:
         if self.error is not None:
             return "error"
         return "new" if self._thread is None else "stopped"
+
+    def request_stop(self, crash: bool = False) -> None:
+        """Tell the body to stop (or to crash) without waiting: to stop several at once."""
+        if crash:
+            self.crashed = True
+        self._stop.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful stop: finish the message in hand, close the connection cleanly."""
@@ -224,7 +236,7 @@ def stop_all(prefix: str = "", timeout: float = 5.0) -> int:
     """
     workers = [w for w in list(_REGISTRY.values()) if w.name.startswith(prefix)]
     for worker in workers:
-        worker._stop.set()
+        worker.request_stop()
     deadline = time.monotonic() + timeout
     for worker in workers:
         try:
@@ -237,70 +249,55 @@ def stop_all(prefix: str = "", timeout: float = 5.0) -> int:
 atexit.register(stop_all)
 
 
-def _outgoing(w: Worker, messages: Iterable[str] | None,
-              sleep: Callable[[float], Any] | None = None) -> Iterator[str]:
-    """Each message when it is due at `w.rate`, until the worker is told to stop.
-
-    The given messages, or (None) generated ones without end: `w.payload()`.
-    """
-    source = None if messages is None else iter(messages)
-    while w.pace(sleep):
-        if source is None:
-            yield w.payload()
-            continue
-        text = next(source, None)
-        if text is None:
-            return
-        yield text
+# ---------------------------------------------------------------- connections
 
 
-def _made(worker: Worker, start: bool) -> Worker:
-    return worker.start() if start else worker
-
-
-def _abort_pika(connection: Any) -> None:
-    """Drop a pika connection's socket without the AMQP close handshake (a crash)."""
+def abort_pika(connection: Any) -> None:
+    """Drop a pika connection's socket without the AMQP close handshake: a crash, as the
+    broker sees a killed process (it requeues the unacked messages at once)."""
     try:
-        connection._impl._transport._sock.close()  # private, but the honest way to "die"
+        connection._impl._transport._sock.close()  # pika has no public "die" call
     except Exception:
         pass
 
 
-def _rabbitmq_connect(settings: Settings, name: str) -> Any:
+_abort_pika = abort_pika  # the old name, until brokerlab.rabbitmq imports abort_pika
+
+
+def rabbitmq_connect(name: str, settings: Settings | None = None) -> Any:
     """A BlockingConnection that shows up as `name` in the management UI."""
     import pika
 
     from brokerlab.clients import rabbitmq_parameters
 
-    params = rabbitmq_parameters(settings)
+    params = rabbitmq_parameters(settings or get_settings())
     params.client_properties = {"connection_name": name}
     return pika.BlockingConnection(params)
 
 
+def redis_connect(name: str, settings: Settings | None = None, timeout: float = 5.0) -> Any:
+    """A Redis client whose connections are named `name` (CLIENT LIST shows it).
+
+    Its socket timeout (5 s) only catches a dead server: the panel's blocking commands
+    block for at most POLL_SECONDS, well inside it.
+    """
+    from brokerlab.clients import redis_client
+
+    client = redis_client(settings or get_settings(), timeout=timeout)
+    client.connection_pool.connection_kwargs["client_name"] = name
+    return client
+
+
 def _close_pika(w: Worker, connection: Any) -> None:
     if w.crashed:
-        _abort_pika(connection)
-        w.note("killed")
+        abort_pika(connection)
     else:
         try:
             if connection.is_open:
                 connection.close()
         except Exception:  # the broker went away meanwhile: nothing left to close
             pass
-        w.note("stopped")
-
-
-def _redis_connect(settings: Settings, name: str, timeout: float = 5.0) -> Any:
-    """A Redis client whose connections are named `name` (CLIENT LIST shows it).
-
-    Its socket timeout (5 s) only catches a dead server: our blocking commands block
-    for at most POLL_SECONDS, well inside it.
-    """
-    from brokerlab.clients import redis_client
-
-    client = redis_client(settings, timeout=timeout)
-    client.connection_pool.connection_kwargs["client_name"] = name
-    return client
+    w.note("killed" if w.crashed else "stopped")
 
 
 def _close_redis(w: Worker, client: Any) -> None:
@@ -312,205 +309,6 @@ def _close_redis(w: Worker, client: Any) -> None:
     except Exception:
         pass
     w.note("killed" if w.crashed else "stopped")
-
-
-# ---------------------------------------------------------------- RabbitMQ
-
-
-def rabbitmq_consumer(name: str, queue: str, handler: Handler | None = None, *,
-                      prefetch: int = 1, settings: Settings | None = None,
-                      work_seconds: float = 0.0, rate: float = 0.0, keep: int | None = None,
-                      start: bool = True) -> Worker:
-    """A consumer with manual acks: received → work → handler → ack (unless killed first)."""
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        connection = _rabbitmq_connect(settings, w.name)
-        try:
-            channel = connection.channel()
-            channel.basic_qos(prefetch_count=prefetch)
-
-            def on_message(ch: Any, method: Any, _props: Any, raw: bytes) -> None:
-                if w.crashed:
-                    return  # dying: the message stays unacknowledged
-                text = raw.decode(errors="replace")
-                w.counters.received += 1
-                if not w.work(work_seconds):
-                    return  # killed mid-message: no ack
-                if handler:
-                    handler(text)
-                w.keep_message(text)
-                ch.basic_ack(method.delivery_tag)
-                w.counters.acked += 1
-
-            channel.basic_consume(queue, on_message)
-            w.note(f"consuming from {queue}")
-            while not w.should_stop():
-                connection.process_data_events(time_limit=POLL_SECONDS)
-        finally:
-            _close_pika(w, connection)
-
-    worker = Worker(name, body, rate=rate, broker="rabbitmq", role="consumer", target=queue,
-                    keep=keep)
-    return _made(worker, start)
-
-
-def rabbitmq_producer(name: str, queue: str, messages: Iterable[str] | None = None, *,
-                      rate: float = 0.0, persistent: bool = False,
-                      settings: Settings | None = None, size: int = 0,
-                      confirm: bool = False, start: bool = True) -> Worker:
-    """Publish `messages` to `queue` via the default exchange, `rate` per second (0: flat out).
-
-    `messages=None` publishes generated messages (`size` bytes each) until stopped.
-    `confirm=True` waits for the broker's publisher confirm of each message (`acked`).
-    """
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        import pika
-
-        connection = _rabbitmq_connect(settings, w.name)
-        try:
-            channel = connection.channel()
-            if confirm:
-                channel.confirm_delivery()
-            props = pika.BasicProperties(delivery_mode=2 if persistent else 1)
-            idle_since = time.monotonic()
-            for text in _outgoing(w, messages, connection.sleep):
-                channel.basic_publish("", queue, text.encode(), props)
-                w.counters.sent += 1
-                if confirm:
-                    w.counters.acked += 1
-                if time.monotonic() - idle_since > 1.0:  # answer heartbeats when flat out
-                    connection.process_data_events(time_limit=0)
-                    idle_since = time.monotonic()
-            w.note(f"sent {w.counters.sent}")
-        finally:
-            _close_pika(w, connection)
-
-    worker = Worker(name, body, rate=rate, size=size, broker="rabbitmq", role="producer",
-                    target=queue)
-    return _made(worker, start)
-
-
-# ---------------------------------------------------------------- Redis
-
-
-def redis_list_consumer(name: str, key: str, handler: Handler | None = None, *,
-                        settings: Settings | None = None, rate: float = 0.0,
-                        work_seconds: float = 0.0, keep: int | None = None,
-                        start: bool = True) -> Worker:
-    """Pop from a Redis list with BRPOP (0.2 s bounded block) until stopped.
-
-    A list has no acknowledgements: a message popped by a worker that is killed while
-    working on it is gone (`received` counts it, `acked` does not).
-    """
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        try:
-            while not w.should_stop():
-                item = client.brpop([key], timeout=POLL_SECONDS)
-                if item is None:
-                    continue
-                w.counters.received += 1
-                if not w.work(work_seconds):
-                    return  # killed: the popped item is lost
-                if handler:
-                    handler(item[1])
-                w.keep_message(item[1])
-                w.counters.acked += 1
-        finally:
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, broker="redis", role="consumer", target=key,
-                    keep=keep)
-    return _made(worker, start)
-
-
-def redis_list_producer(name: str, key: str, messages: Iterable[str] | None = None, *,
-                        rate: float = 0.0, size: int = 0, settings: Settings | None = None,
-                        start: bool = True) -> Worker:
-    """LPUSH `messages` (None: generated ones) onto the list `key`; BRPOP takes the oldest."""
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        try:
-            for text in _outgoing(w, messages):
-                client.lpush(key, text)
-                w.counters.sent += 1
-        finally:
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, size=size, broker="redis", role="producer",
-                    target=key)
-    return _made(worker, start)
-
-
-def redis_publisher(name: str, channel: str, messages: Iterable[str] | None = None, *,
-                    rate: float = 0.0, size: int = 0, settings: Settings | None = None,
-                    start: bool = True) -> Worker:
-    """PUBLISH to `channel`. Redis keeps nothing: with no subscriber a message is gone.
-
-    `failed` stays 0; the log notes how many messages reached nobody.
-    """
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        unheard = 0
-        try:
-            for text in _outgoing(w, messages):
-                if client.publish(channel, text) == 0:
-                    unheard += 1
-                w.counters.sent += 1
-        finally:
-            w.note(f"{unheard} of {w.counters.sent} reached no subscriber")
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, size=size, broker="redis", role="producer",
-                    target=channel)
-    return _made(worker, start)
-
-
-def redis_subscriber(name: str, channel: str, handler: Handler | None = None, *,
-                     rate: float = 0.0, settings: Settings | None = None,
-                     keep: int | None = None, start: bool = True) -> Worker:
-    """SUBSCRIBE to `channel`, reading with get_message(timeout=0.2), never listen().
-
-    Pub/sub has no acknowledgements: `acked` stays 0. Stopped or killed, the subscriber
-    is offline and misses everything published meanwhile.
-    """
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(channel)
-            w.note(f"subscribed to {channel}")
-            while not w.should_stop():
-                message = pubsub.get_message(timeout=POLL_SECONDS)
-                if message is None or message["type"] != "message":
-                    continue
-                w.counters.received += 1
-                if not w.work():
-                    return
-                if handler:
-                    handler(message["data"])
-                w.keep_message(message["data"])
-        finally:
-            try:
-                pubsub.close()
-            except Exception:
-                pass
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, broker="redis", role="consumer", target=channel,
-                    keep=keep)
-    return _made(worker, start)
 
 
 def ensure_stream_group(client: Any, stream: str, group: str) -> bool:
@@ -526,238 +324,247 @@ def ensure_stream_group(client: Any, stream: str, group: str) -> bool:
         raise
 
 
-def redis_stream_producer(name: str, stream: str, messages: Iterable[str] | None = None, *,
-                          rate: float = 0.0, size: int = 0, maxlen: int | None = 100_000,
-                          settings: Settings | None = None, start: bool = True) -> Worker:
-    """XADD `{"body": message}` to `stream` (trimmed to about `maxlen` entries)."""
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        try:
-            for text in _outgoing(w, messages):
-                client.xadd(stream, {"body": text}, maxlen=maxlen, approximate=True)
-                w.counters.sent += 1
-        finally:
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, size=size, broker="redis", role="producer",
-                    target=stream)
-    return _made(worker, start)
+def _generated(w: Worker, sleep: Callable[[float], Any] | None = None) -> Iterator[str]:
+    """A generated message each time one is due at `w.rate`, until told to stop."""
+    while w.pace(sleep):
+        yield w.payload()
 
 
-def redis_stream_consumer(name: str, stream: str, group: str, handler: Handler | None = None,
-                          *, consumer: str | None = None, rate: float = 0.0,
-                          work_seconds: float = 0.0, settings: Settings | None = None,
-                          keep: int | None = None, start: bool = True) -> Worker:
-    """A member of the consumer group `group`: XREADGROUP '>', work, then XACK.
-
-    Creates the group if needed (from the stream's first entry). Reads one entry at a
-    time when a rate is set, up to 50 when flat out, and acknowledges what it finished.
-    `kill()` leaves every entry in hand pending (XPENDING shows them under `consumer`,
-    which defaults to the worker's name).
-    """
-    settings = settings or get_settings()
-    block_ms = int(POLL_SECONDS * 1000)
-
-    def body(w: Worker) -> None:
-        client = _redis_connect(settings, w.name)
-        me = consumer or w.name
-        try:
-            ensure_stream_group(client, stream, group)
-            w.note(f"reading {stream} in group {group} as {me}")
-            while not w.should_stop():
-                count = 1 if (w.rate > 0 or work_seconds > 0) else 50
-                reply = client.xreadgroup(group, me, {stream: ">"}, count=count,
-                                          block=block_ms)
-                done: list[str] = []
-                for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        w.counters.received += 1
-                        if not w.work(work_seconds):
-                            return  # killed: no XACK, the entries stay pending
-                        text = fields.get("body", "")
-                        if handler:
-                            handler(text)
-                        w.keep_message(text)
-                        done.append(entry_id)
-                if done:
-                    client.xack(stream, group, *done)
-                    w.counters.acked += len(done)
-        finally:
-            _close_redis(w, client)
-
-    worker = Worker(name, body, rate=rate, broker="redis", role="consumer", target=stream,
-                    keep=keep)
-    return _made(worker, start)
+def _handled(w: Worker, text: str) -> bool:
+    """Count a received message and work on it; False if killed meanwhile (no ack)."""
+    w.counters.received += 1
+    if not w.work():
+        return False
+    w.keep_message(text)
+    return True
 
 
-# ---------------------------------------------------------------- Kafka
+# ---------------------------------------------------------------- the panel's bodies
 
 
-def _wait_for_topic_metadata(consumer: Any, topic: str, timeout: float = 10.0) -> None:
-    """Know the topic before the first poll joins the group (bounded).
+def _rabbitmq_producer(w: Worker, queue: str, _group: str, _prefetch: int,
+                       settings: Settings) -> None:
+    import pika
 
-    Otherwise kafka-python 3.0.12 may join before its metadata is filled in, rebalance
-    again when it is, and, if a poll() times out during that second join, silently drop
-    the assignment: the member then reads nothing, ever (found while writing 03.02).
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if topic in consumer.topics():
-                return
-        except Exception:
-            pass
-        time.sleep(0.1)
-
-
-def kafka_consumer_worker(name: str, topic: str, group: str, handler: Handler | None = None,
-                          *, settings: Settings | None = None, **config: Any) -> Worker:
-    """A group member polling `topic` (200 ms bounded polls), committing automatically."""
-    settings = settings or get_settings()
-    config.setdefault("auto_offset_reset", "earliest")
-
-    def body(w: Worker) -> None:
-        from brokerlab.clients import kafka_consumer
-
-        consumer = kafka_consumer(topic, settings=settings, group_id=group, **config)
-        _wait_for_topic_metadata(consumer, topic)
-        try:
-            while not w.should_stop():
-                for records in consumer.poll(timeout_ms=200).values():
-                    for record in records:
-                        text = record.value.decode() if record.value is not None else ""
-                        w.counters.received += 1
-                        if handler:
-                            handler(text)
-                        w.messages.append(text)
-                        w.counters.acked += 1
-        finally:
-            consumer.close(autocommit=not w.crashed)
-
-    return Worker(name, body, broker="kafka", role="consumer", target=topic).start()
+    connection = rabbitmq_connect(w.name, settings)
+    try:
+        channel = connection.channel()
+        props = pika.BasicProperties(delivery_mode=1)
+        answered = time.monotonic()
+        for text in _generated(w, connection.sleep):
+            channel.basic_publish("", queue, text.encode(), props)
+            w.counters.sent += 1
+            if time.monotonic() - answered > 1.0:  # answer heartbeats when flat out
+                connection.process_data_events(time_limit=0)
+                answered = time.monotonic()
+    finally:
+        _close_pika(w, connection)
 
 
-def kafka_group_consumer(name: str, topic: str, group: str, handler: Handler | None = None,
-                         *, rate: float = 0.0, work_seconds: float = 0.0,
-                         settings: Settings | None = None, keep: int | None = None,
-                         start: bool = True, **config: Any) -> Worker:
-    """A group member that commits by hand, after the records it finished.
+def _rabbitmq_consumer(w: Worker, queue: str, _group: str, prefetch: int,
+                       settings: Settings) -> None:
+    connection = rabbitmq_connect(w.name, settings)
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=prefetch)
 
-    `received` counts records taken in hand, `acked` records whose offsets are
-    committed. A graceful stop commits what was finished and leaves the group; `kill()`
-    commits nothing, so the group re-reads from the last commit (at-least-once).
-    (A real crash would also hold its partitions until `session_timeout_ms`; here the
-    member leaves at once, so lessons stay short.)
-    """
-    settings = settings or get_settings()
-    config.setdefault("auto_offset_reset", "earliest")
-    config.setdefault("session_timeout_ms", 10_000)
-    config.setdefault("heartbeat_interval_ms", 1_000)
-    config["enable_auto_commit"] = False
-
-    def body(w: Worker) -> None:
-        from kafka.structs import OffsetAndMetadata, TopicPartition
-
-        from brokerlab.clients import kafka_consumer
-
-        consumer = kafka_consumer(topic, settings=settings, group_id=group,
-                                  client_id=w.name, **config)
-        _wait_for_topic_metadata(consumer, topic)
-        try:
-            w.note(f"reading {topic} in group {group}")
-            while not w.should_stop():
-                most = max(1, int(w.rate)) if (w.rate > 0 or work_seconds > 0) else 500
-                batches = consumer.poll(timeout_ms=int(POLL_SECONDS * 1000), max_records=most)
-                finished: dict[Any, Any] = {}
-                done = 0
-                for tp, records in batches.items():
-                    for record in records:
-                        if w.should_stop():
-                            break  # graceful: commit what is finished, leave the rest
-                        w.counters.received += 1
-                        if not w.work(work_seconds):
-                            return  # killed: nothing of this batch is committed
-                        text = record.value.decode(errors="replace") if record.value else ""
-                        if handler:
-                            handler(text)
-                        w.keep_message(text)
-                        finished[TopicPartition(tp.topic, tp.partition)] = \
-                            OffsetAndMetadata(record.offset + 1, "", -1)
-                        done += 1
-                if finished and not w.crashed:
-                    try:
-                        consumer.commit(offsets=finished, timeout_ms=int(POLL_SECONDS * 2500))
-                        w.counters.acked += done
-                    except Exception as exc:  # e.g. a rebalance: the records come again
-                        w.counters.failed += 1
-                        w.note(f"commit failed: {type(exc).__name__}")
-        finally:
-            consumer.close(autocommit=False, timeout_ms=0 if w.crashed else 2000)
-            w.note("killed" if w.crashed else "stopped")
-
-    worker = Worker(name, body, rate=rate, broker="kafka", role="consumer", target=topic,
-                    keep=keep)
-    return _made(worker, start)
-
-
-def kafka_producer_worker(name: str, topic: str, messages: Iterable[str] | None = None, *,
-                          rate: float = 0.0, size: int = 0, settings: Settings | None = None,
-                          start: bool = True, **config: Any) -> Worker:
-    """Send `messages` (None: generated ones) to `topic`, keyed by message number.
-
-    `sent` counts records handed to the client, `acked` those the broker confirmed,
-    `failed` those it refused or that timed out. A graceful stop flushes (bounded);
-    `kill()` drops what is still buffered.
-    """
-    settings = settings or get_settings()
-    config.setdefault("max_block_ms", int(POLL_SECONDS * 2500))
-    config.setdefault("linger_ms", 5)
-
-    def body(w: Worker) -> None:
-        from brokerlab.clients import kafka_producer
-
-        producer = kafka_producer(settings, client_id=w.name, **config)
-
-        def acked(_meta: Any) -> None:
+        def on_message(ch: Any, method: Any, _props: Any, raw: bytes) -> None:
+            if w.crashed or not _handled(w, raw.decode(errors="replace")):
+                return  # killed: the message stays unacknowledged
+            ch.basic_ack(method.delivery_tag)
             w.counters.acked += 1
 
-        def failed(_exc: BaseException) -> None:
-            w.counters.failed += 1
+        channel.basic_consume(queue, on_message)
+        while not w.should_stop():
+            connection.process_data_events(time_limit=POLL_SECONDS)
+    finally:
+        _close_pika(w, connection)
 
+
+def _redis_list_producer(w: Worker, key: str, _group: str, _prefetch: int,
+                         settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    try:
+        for text in _generated(w):
+            client.lpush(key, text)  # LPUSH here, BRPOP there: first in, first out
+            w.counters.sent += 1
+    finally:
+        _close_redis(w, client)
+
+
+def _redis_list_consumer(w: Worker, key: str, _group: str, _prefetch: int,
+                         settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    try:
+        while not w.should_stop():
+            item = client.brpop([key], timeout=POLL_SECONDS)
+            if item is not None and _handled(w, item[1]):
+                w.counters.acked += 1  # "done": a list has no acks, a killed pop is lost
+            elif item is not None:
+                return
+    finally:
+        _close_redis(w, client)
+
+
+def _redis_publisher(w: Worker, channel: str, _group: str, _prefetch: int,
+                     settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    unheard = 0
+    try:
+        for text in _generated(w):
+            unheard += client.publish(channel, text) == 0
+            w.counters.sent += 1
+    finally:
+        w.note(f"{unheard} of {w.counters.sent} reached no subscriber")
+        _close_redis(w, client)
+
+
+def _redis_subscriber(w: Worker, channel: str, _group: str, _prefetch: int,
+                      settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(channel)
+        w.note(f"subscribed to {channel}")
+        while not w.should_stop():
+            message = pubsub.get_message(timeout=POLL_SECONDS)
+            if message and message["type"] == "message" and not _handled(w, message["data"]):
+                return  # pub/sub has no acks: `acked` stays 0
+    finally:
         try:
-            for text in _outgoing(w, messages):
+            pubsub.close()
+        except Exception:
+            pass
+        _close_redis(w, client)
+
+
+def _redis_stream_producer(w: Worker, stream: str, _group: str, _prefetch: int,
+                           settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    try:
+        for text in _generated(w):
+            client.xadd(stream, {"body": text}, maxlen=100_000, approximate=True)
+            w.counters.sent += 1
+    finally:
+        _close_redis(w, client)
+
+
+def _redis_stream_consumer(w: Worker, stream: str, group: str, _prefetch: int,
+                           settings: Settings) -> None:
+    client = redis_connect(w.name, settings)
+    try:
+        ensure_stream_group(client, stream, group)
+        while not w.should_stop():
+            count = 1 if w.rate > 0 else 50
+            reply = client.xreadgroup(group, w.name, {stream: ">"}, count=count,
+                                      block=int(POLL_SECONDS * 1000))
+            done: list[str] = []
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    if not _handled(w, fields.get("body", "")):
+                        return  # killed: no XACK, the entries stay pending
+                    done.append(entry_id)
+            if done:
+                client.xack(stream, group, *done)
+                w.counters.acked += len(done)
+    finally:
+        _close_redis(w, client)
+
+
+def _kafka_producer(w: Worker, topic: str, _group: str, _prefetch: int,
+                    settings: Settings) -> None:
+    from brokerlab.clients import kafka_producer
+
+    producer = kafka_producer(settings, client_id=w.name, linger_ms=5,
+                              max_block_ms=int(POLL_SECONDS * 2500))
+
+    def acked(_meta: Any) -> None:
+        w.counters.acked += 1
+
+    def failed(_exc: BaseException) -> None:
+        w.counters.failed += 1
+
+    try:
+        for text in _generated(w):
+            try:
+                future = producer.send(topic, text.encode(), key=str(w.seq).encode())
+            except Exception as exc:  # buffer full or no metadata within max_block_ms
+                w.counters.failed += 1
+                w.note(f"send failed: {type(exc).__name__}")
+                continue
+            w.counters.sent += 1
+            future.add_callback(acked)
+            future.add_errback(failed)
+    finally:
+        if not w.crashed:
+            producer.flush(timeout=2)
+        producer.close(timeout=0 if w.crashed else 2)  # killed: the buffer is dropped
+        w.note("killed" if w.crashed else "stopped")
+
+
+def _knows(consumer: Any, topic: str) -> bool:
+    try:
+        return topic in consumer.topics()
+    except Exception:  # no metadata yet: ask again
+        return False
+
+
+def _kafka_consumer(w: Worker, topic: str, group: str, _prefetch: int,
+                    settings: Settings) -> None:
+    """Commits by hand, after the records it finished: `acked` counts committed records.
+    (A real crash would hold its partitions until the session timeout; here a killed
+    member leaves at once, so lessons stay short.)"""
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    from brokerlab.clients import kafka_consumer
+
+    consumer = kafka_consumer(topic, settings=settings, group_id=group, client_id=w.name,
+                              auto_offset_reset="earliest", enable_auto_commit=False,
+                              session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+    # Know the topic before the first poll joins the group: otherwise kafka-python 3.0.12
+    # may join twice and, if a poll times out during the second join, silently drop the
+    # assignment (the member then reads nothing, ever).
+    wait_until(lambda: _knows(consumer, topic), timeout=10)
+    try:
+        while not w.should_stop():
+            most = max(1, int(w.rate)) if w.rate > 0 else 500
+            batches = consumer.poll(timeout_ms=int(POLL_SECONDS * 1000), max_records=most)
+            finished: dict[Any, Any] = {}
+            done = 0
+            for tp, records in batches.items():
+                for record in records:
+                    if w.should_stop():
+                        break  # graceful: commit what is finished, leave the rest
+                    if not _handled(w, record.value.decode(errors="replace")
+                                    if record.value else ""):
+                        return  # killed: nothing of this batch is committed
+                    finished[TopicPartition(tp.topic, tp.partition)] = \
+                        OffsetAndMetadata(record.offset + 1, "", -1)
+                    done += 1
+            if finished and not w.crashed:
                 try:
-                    future = producer.send(topic, text.encode(), key=str(w.seq).encode())
-                except Exception as exc:  # buffer full or no metadata within max_block_ms
+                    consumer.commit(offsets=finished, timeout_ms=int(POLL_SECONDS * 2500))
+                    w.counters.acked += done
+                except Exception as exc:  # e.g. a rebalance: the records come again
                     w.counters.failed += 1
-                    w.note(f"send failed: {type(exc).__name__}")
-                    continue
-                w.counters.sent += 1
-                future.add_callback(acked)
-                future.add_errback(failed)
-        finally:
-            if w.crashed:
-                producer.close(timeout=0)
-                w.note("killed")
-            else:
-                producer.flush(timeout=2)
-                producer.close(timeout=2)
-                w.note("stopped")
-
-    worker = Worker(name, body, rate=rate, size=size, broker="kafka", role="producer",
-                    target=topic)
-    return _made(worker, start)
+                    w.note(f"commit failed: {type(exc).__name__}")
+    finally:
+        consumer.close(autocommit=False, timeout_ms=0 if w.crashed else 2000)
+        w.note("killed" if w.crashed else "stopped")
 
 
-# ---------------------------------------------------------------- one door for the panel
+Body = Callable[[Worker, str, str, int, Settings], None]
 
-KINDS: dict[str, tuple[str, ...]] = {
-    "rabbitmq": ("queue",),
-    "redis": ("stream", "list", "pubsub"),
-    "kafka": ("topic",),
+# (broker, kind) -> (producer body, consumer body); the kinds a panel offers
+BODIES: dict[tuple[str, str], tuple[Body, Body]] = {
+    ("rabbitmq", "queue"): (_rabbitmq_producer, _rabbitmq_consumer),
+    ("redis", "stream"): (_redis_stream_producer, _redis_stream_consumer),
+    ("redis", "list"): (_redis_list_producer, _redis_list_consumer),
+    ("redis", "pubsub"): (_redis_publisher, _redis_subscriber),
+    ("kafka", "topic"): (_kafka_producer, _kafka_consumer),
 }
+KINDS: dict[str, tuple[str, ...]] = {
+    "rabbitmq": ("queue",), "redis": ("stream", "list", "pubsub"), "kafka": ("topic",)}
 
 
 def new_worker(broker: str, kind: str, role: str, name: str, target: str, *,
@@ -767,8 +574,9 @@ def new_worker(broker: str, kind: str, role: str, name: str, target: str, *,
     """A producer or consumer for `broker`/`kind` on `target`, not started by default.
 
     kind: rabbitmq "queue"; redis "stream" (needs `group`), "list" or "pubsub";
-    kafka "topic" (needs `group`). Used by the control panel; lessons call the
-    specific functions above.
+    kafka "topic" (needs `group`). Producers send generated messages (`size` bytes) at
+    `rate` per second; consumers handle `rate` per second (0: as fast as they can).
+    The control panel's workers (00.03); lessons write their own loops.
     """
     if broker not in KINDS:
         raise ValueError(f"unknown broker {broker!r}; expected one of {', '.join(KINDS)}")
@@ -779,21 +587,12 @@ def new_worker(broker: str, kind: str, role: str, name: str, target: str, *,
         raise ValueError(f"role must be 'producer' or 'consumer', got {role!r}")
     if kind in ("stream", "topic") and role == "consumer" and not group:
         raise ValueError(f"a {broker} {kind} consumer needs a group")
-    common: dict[str, Any] = {"rate": rate, "settings": settings, "start": start}
-    if role == "producer":
-        makers: dict[str, Callable[..., Worker]] = {
-            "queue": rabbitmq_producer, "list": redis_list_producer,
-            "pubsub": redis_publisher, "stream": redis_stream_producer,
-            "topic": kafka_producer_worker,
-        }
-        return makers[kind](name, target, None, size=size, **common)
-    common["keep"] = keep
-    if kind == "queue":
-        return rabbitmq_consumer(name, target, prefetch=prefetch, **common)
-    if kind == "list":
-        return redis_list_consumer(name, target, **common)
-    if kind == "pubsub":
-        return redis_subscriber(name, target, **common)
-    if kind == "stream":
-        return redis_stream_consumer(name, target, str(group), **common)
-    return kafka_group_consumer(name, target, str(group), **common)
+    settings = settings or get_settings()
+    make = BODIES[broker, kind][role == "consumer"]
+
+    def body(w: Worker) -> None:
+        make(w, target, group or "", prefetch, settings)
+
+    worker = Worker(name, body, rate=rate, size=size, broker=broker, role=role,
+                    target=target, keep=keep)
+    return worker.start() if start else worker
