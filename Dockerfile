@@ -3,7 +3,9 @@
 # packages (no broker software). docker compose bind-mounts the repo over /course, so
 # notebooks and src/ edits on the host are live; the copy below only makes the image
 # usable on its own.
-FROM python:3.11-slim
+# Pinned to a patch release and a Debian release (12, as the native course), so a rebuild
+# gets the same Python; bump it on purpose. Python's minor version = binder/runtime.txt's.
+FROM python:3.11.15-slim-bookworm
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -19,6 +21,7 @@ RUN groupadd --non-unique --gid "${NB_GID}" learner \
 WORKDIR /course
 
 # Dependencies first (cached until requirements.txt changes), then the course itself.
+# Only the learner's requirements: the test tools (requirements-dev.txt) stay out of the image.
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 

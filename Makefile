@@ -20,7 +20,7 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice test-next binder-smoke browser-test measure clean-state
+	lint unit labs nav strip notebooks notebooks-twice test-next binder-smoke browser-test screenshot measure clean-state
 
 help:
 	@sed -n '1,6p' Makefile
@@ -30,19 +30,31 @@ install: install-system install-python
 install-system:
 	@bash tools/install_system.sh
 
-$(PY):
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+# Quiet installs: one line per step. pip's full output goes to $(INSTALL_LOG) (apt's to
+# artifacts/install-system.log); a step that fails names its log and shows its last lines.
+INSTALL_LOG := $(CURDIR)/artifacts/install-python.log
+LOGGED = >> $(INSTALL_LOG) 2>&1 || { echo "$(1) failed; the full log is $(INSTALL_LOG):" >&2; \
+	tail -n 15 $(INSTALL_LOG) >&2; exit 1; }
 
-$(VENV)/.installed: $(PY) requirements.txt pyproject.toml
-	$(PY) -m pip install -q -r requirements.txt -e .
-	touch $@
+$(PY):
+	@mkdir -p $(dir $(INSTALL_LOG)) && : > $(INSTALL_LOG)
+	@echo "python: creating $(VENV) (log: $(INSTALL_LOG))"
+	@python3 -m venv $(VENV) $(call LOGGED,python3 -m venv $(VENV))
+	@$(PY) -m pip install --upgrade pip $(call LOGGED,pip install --upgrade pip)
+
+# Development and tests need requirements-dev.txt (the learner's requirements.txt and the
+# test tools); Binder and the compose image install requirements.txt only.
+$(VENV)/.installed: $(PY) requirements.txt requirements-dev.txt pyproject.toml
+	@mkdir -p $(dir $(INSTALL_LOG))
+	@echo "python: installing requirements-dev.txt and the course's package (log: $(INSTALL_LOG))"
+	@$(PY) -m pip install -r requirements-dev.txt -e . $(call LOGGED,pip install -r requirements-dev.txt)
+	@touch $@
 
 install-python: $(VENV)/.installed
 
 ifeq ($(BROKERS),native)
 brokers: install
-	$(PY) -m brokerlab.backstage start
+	@$(PY) -m brokerlab.backstage start
 else
 brokers: install-python
 	@echo "BROKERS=$(BROKERS): using brokers at the environment's addresses"
@@ -70,7 +82,8 @@ status: install-python
 	@$(PY) -m brokerlab.backstage cluster status
 
 lab: brokers
-	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \
+	@echo "JupyterLab: http://127.0.0.1:8888/lab (Ctrl-C stops it; make stop stops the brokers)"
+	@$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 \
 		--ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) \
 		notebooks/00.00-index.ipynb
 
@@ -91,9 +104,15 @@ lint: install-python
 unit: install-python
 	$(PY) -m pytest -p no:cacheprovider -q tests $(if $(filter test,$(MAKECMDGOALS)),--deselect tests/test_labs.py::test_solution_passes)
 
+# binder/start hands over at once and starts the brokers in the background, leaving
+# <state folder>/starting while it runs: wait for that (bounded), then every broker must answer.
+BINDER_SMOKE := from brokerlab.checks import wait_until; from brokerlab.settings import get_settings; \
+	import brokerlab; marker = get_settings().state_dir / "starting"; \
+	assert wait_until(lambda: not marker.exists(), timeout=320, interval=1), marker; \
+	[print(s) for s in brokerlab.require("redis", "rabbitmq", "kafka")]
 binder-smoke: install-python
 ifeq ($(BROKERS),native)
-	binder/start python -c 'import brokerlab; [print(s) for s in brokerlab.require("redis", "rabbitmq", "kafka")]'
+	binder/start python -c '$(BINDER_SMOKE)'
 endif
 
 notebooks: install-python
@@ -126,10 +145,28 @@ test-next: install-python
 	exit $$status
 
 # The control panels in a real browser: Debian's chromium driven by Playwright (< 3 min).
-# Saves artifacts/control-panel.png.
+# Saves artifacts/control-panel.png (ignored). Learners need no browser of the course's own.
+# CHROMIUM: Debian's chromium, Google Chrome's .deb, or the one `playwright install` fetched.
+CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/google-chrome-stable \
+	$(HOME)/.cache/ms-playwright/chromium-*/chrome-linux*/chrome))
+define NO_BROWSER
+browser-test needs Chromium or Google Chrome (only for this test; learners need none).
+  Debian:  sudo apt-get install -y chromium
+  Ubuntu:  its chromium package only installs the snap, whose confinement (its own /tmp)
+           keeps Playwright from driving it reliably; use
+           $(PY) -m playwright install --with-deps chromium
+           (or Google Chrome's .deb from https://www.google.com/chrome/), then make test again.
+  Any:     make browser-test CHROMIUM=/path/to/chrome
+endef
+export NO_BROWSER
 browser-test: install-python
-	@test -x /usr/bin/chromium || { echo "browser-test needs Chromium: sudo apt-get install -y chromium"; exit 1; }
-	$(PY) tools/browser_test.py --chromium /usr/bin/chromium
+	@test -n "$(CHROMIUM)" && test -x "$(CHROMIUM)" || { echo "$$NO_BROWSER" >&2; exit 1; }
+	$(PY) tools/browser_test.py --chromium $(CHROMIUM)
+
+# Refresh the README's screenshot on purpose (tests write theirs to artifacts/ only).
+screenshot: browser-test
+	cp artifacts/control-panel.png docs/control-panel.png
+	@echo "docs/control-panel.png refreshed; review it and commit it"
 
 # ---- maintenance ----
 

@@ -184,6 +184,20 @@ def test_rabbitmq_has_a_fixed_hostname(services: dict[str, dict[str, Any]]) -> N
     assert services["rabbitmq"].get("hostname") == "rabbitmq"
 
 
+def test_jupyter_is_built_never_pulled(services: dict[str, dict[str, Any]]) -> None:
+    # With both image: and build:, Compose pulls first unless told the image is built here.
+    assert services["jupyter"].get("pull_policy") == "build"
+
+
+def test_jupyter_runs_as_your_uid_and_the_readme_says_how(
+        services: dict[str, dict[str, Any]]) -> None:
+    args = services["jupyter"]["build"]["args"]
+    assert args == {"NB_UID": "${NB_UID:-1000}", "NB_GID": "${NB_GID:-1000}"}
+    for path in (COMPOSE, ROOT / "README.md"):
+        text = path.read_text()
+        assert "NB_UID" in text and "id -u" in text, f"{path.name} should say how to set NB_UID"
+
+
 def test_jupyter_bind_mounts_the_repo(services: dict[str, dict[str, Any]]) -> None:
     jupyter = services["jupyter"]
     build = jupyter.get("build")
@@ -223,9 +237,18 @@ def test_rabbitmq_is_a_4x_management_image(services: dict[str, dict[str, Any]]) 
 def test_redis_starts_without_persistence(services: dict[str, dict[str, Any]]) -> None:
     command = command_list(services["redis"])
     assert command[:1] == ["redis-server"]
-    pairs = dict(zip(command[1::2], command[2::2], strict=False))
-    assert pairs.get("--save") == "", "redis must start with --save \"\" (as natively)"
-    assert pairs.get("--appendonly") == "no", "redis must start with --appendonly no"
+    if command[1:] == ["/data/redis.conf"]:
+        # From a config file (so 02.04's CONFIG REWRITE has one), copied into the data volume.
+        assert ("./compose/redis.conf:/usr/local/etc/redis/redis.conf:ro"
+                in services["redis"]["volumes"])
+        text = (ROOT / "compose" / "redis.conf").read_text()
+        pairs = dict(line.strip().split(" ", 1) for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
+        pairs = {f"--{key}": value.strip('"') for key, value in pairs.items()}
+    else:
+        pairs = dict(zip(command[1::2], command[2::2], strict=False))
+    assert pairs.get("--save") == "", "redis must start with save \"\" (as natively)"
+    assert pairs.get("--appendonly") == "no", "redis must start with appendonly no"
 
 
 # ------------------------------------------------------------------- addresses
@@ -286,7 +309,12 @@ def test_kafka_is_sized_for_one_small_node(services: dict[str, dict[str, Any]]) 
 
 def test_dockerfile_is_slim_non_root_and_broker_free() -> None:
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    base = re.search(r"^FROM python:(3\.\d+)\.\d+-slim-[a-z]+\s*$", text, re.M)
+    assert base, "pin the base to a patch and a Debian release: python:3.11.N-slim-bookworm"
+    runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert runtime == f"python-{base.group(1)}", "the image and Binder should run the same Python"
+    assert re.search(r"^COPY requirements\.txt /tmp/requirements\.txt$", text, re.M), (
+        "the image installs the learner's requirements only (no test tools)")
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0"), "JupyterLab must not run as root"
     assert re.search(r"^WORKDIR /course\b", text, re.M)

@@ -212,13 +212,17 @@ def test_kafka_replication_settings_equal_the_native_launcher(
 
 def test_rabbitmq_nodes_share_a_cookie_and_a_cluster_config(
         compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
-    cookies = {environment(services[f"rabbit-{i}"]).get("RABBITMQ_ERLANG_COOKIE")
-               for i in (1, 2, 3)}
-    assert len(cookies) == 1 and None not in cookies and len(cookies.pop()) >= 20
+    # The cookie is a file (RABBITMQ_ERLANG_COOKIE is deprecated), as the image's docs say:
+    # /var/lib/rabbitmq/.erlang.cookie, owned by the rabbitmq user, readable by it only.
+    cookie_file = {"source": "rabbitmq-erlang-cookie", "target": "/var/lib/rabbitmq/.erlang.cookie",
+                   "uid": "999", "gid": "999", "mode": 0o600}
     for i in (1, 2, 3):
+        assert "RABBITMQ_ERLANG_COOKIE" not in environment(services[f"rabbit-{i}"])
         configs = services[f"rabbit-{i}"].get("configs") or []
         assert {"source": "rabbitmq-cluster",
                 "target": "/etc/rabbitmq/conf.d/20-cluster.conf"} in configs
+        assert cookie_file in configs
+    assert len(compose["configs"]["rabbitmq-erlang-cookie"]["content"].strip()) >= 20
     lines = conf_lines(compose["configs"]["rabbitmq-cluster"]["content"])
     assert "cluster_formation.peer_discovery_backend = classic_config" in lines
     listed = sorted(line.split("=")[1].strip() for line in lines
