@@ -38,7 +38,7 @@ def test_node_names_and_ports_are_distinct_and_the_defaults_unchanged() -> None:
     assert [n.port for n in nodes] == [19092, 19093, 19094, 5673, 5674, 5675,
                                        6380, 6381, 6382, 26379, 26380, 26381]
     rabbit = clusters.nodes("rabbitmq", settings)
-    assert [clusters.rabbit_node_name(n, settings) for n in rabbit] == [
+    assert [clusters.rabbit_node_name(n) for n in rabbit] == [
         "rabbit1@localhost", "rabbit2@localhost", "rabbit3@localhost"]
     assert clusters.rabbit_ports(rabbit[0], settings) == (5673, 15673, 25673)
 
@@ -50,7 +50,7 @@ def test_addresses_come_from_settings(tmp_path: Path) -> None:
     rabbit = clusters.nodes("rabbitmq", SHIFTED)
     assert clusters.rabbit_ports(rabbit[1], SHIFTED) == (6674, 16674, 26674)
     # A second cluster beside the course's needs its own Erlang node names.
-    names = [clusters.rabbit_node_name(n, SHIFTED) for n in rabbit]
+    names = [clusters.rabbit_node_name(n) for n in rabbit]
     assert names == ["rabbit6673@localhost", "rabbit6674@localhost", "rabbit6675@localhost"]
     env = clusters.rabbit_env(rabbit[2], Settings.from_env({
         "BROKERLAB_STATE_DIR": str(tmp_path), "RABBITMQ_CLUSTER_URLS": ",".join(
@@ -61,8 +61,7 @@ def test_addresses_come_from_settings(tmp_path: Path) -> None:
     redis = Settings.from_env({
         "BROKERLAB_STATE_DIR": str(tmp_path), "REDIS_CLUSTER_NODES": "127.0.0.1:7380",
         "REDIS_SENTINELS": "127.0.0.1:27379", "REDIS_SENTINEL_MASTER": "other"})
-    where = clusters.redis_conf(clusters.node("sentinel-1", redis), redis)
-    text = (where.root / "redis.conf").read_text()
+    text = clusters.redis_conf(clusters.node("sentinel-1", redis), redis).read_text()
     assert "port 27379" in text and "sentinel monitor other 127.0.0.1 7380 2" in text
 
 

@@ -68,8 +68,7 @@ def conf_lines(text: str) -> list[str]:
 
 def native_redis_conf(name: str, tmp_path: Path) -> list[str]:
     settings = Settings(state_dir=tmp_path)
-    where = clusters.redis_conf(clusters.node(name, settings), settings)
-    return conf_lines((where.root / "redis.conf").read_text())
+    return conf_lines(clusters.redis_conf(clusters.node(name, settings), settings).read_text())
 
 
 # ------------------------------------------------------------------ structure

@@ -40,28 +40,6 @@ def _each(names: list[str], action: Callable[[str], object]) -> int:
     return 1 if failures else 0
 
 
-def _status(settings: Settings, as_json: bool) -> int:
-    rows = single.status(settings)
-    if as_json:
-        print(json.dumps([{**asdict(r), "log": str(r.log)} for r in rows]))
-        return 0
-    for r in rows:
-        print(f"{r.broker:9} {r.state:19} {r.address:40} log: {r.log}")
-    return 0
-
-
-def _cluster_status(settings: Settings) -> int:
-    for r in clusters.status(settings):
-        print(f"{r.name:16} {r.state:14} 127.0.0.1:{r.port:<6} log: {r.log}")
-    return 0
-
-
-def _runs(name: str, settings: Settings) -> int:
-    if name in single.BROKERS:
-        return 0 if single.is_managed(name, settings) else 1
-    return 0 if clusters.runs(name, settings) else 1
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m brokerlab.backstage",
                                 description=(__doc__ or "").split("\n\n")[0])
@@ -92,20 +70,34 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"unknown broker(s) {sorted(unknown)}; any of {', '.join(single.BROKERS)}")
     try:
         settings = get_settings()
-        if args.command == "status":
-            return _status(settings, args.json)
-        if args.command == "runs":
-            return _runs(args.name, settings)
-        if args.command == "cluster" and args.action == "status":
-            return _cluster_status(settings)
-        if args.command == "fetch-kafka":
-            print(single.fetch_kafka())
-            return 0
+        if args.command in ("status", "runs", "fetch-kafka") or (
+                args.command == "cluster" and args.action == "status"):
+            return _looks(args, settings)
         with process.state_lock(settings.state_dir):
             return _changes(args, settings)
     except (LauncherError, SettingsError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+
+
+def _looks(args: argparse.Namespace, settings: Settings) -> int:
+    """The commands that change nothing (no lock needed)."""
+    if args.command == "runs":
+        name = args.name
+        ours = single.is_managed(name, settings) if name in single.BROKERS else \
+            clusters.runs(name, settings)
+        return 0 if ours else 1
+    if args.command == "fetch-kafka":
+        print(single.fetch_kafka())
+    elif args.command == "cluster":
+        for n in clusters.status(settings):
+            print(f"{n.name:16} {n.state:14} 127.0.0.1:{n.port:<6} log: {n.log}")
+    elif args.json:
+        print(json.dumps([{**asdict(r), "log": str(r.log)} for r in single.status(settings)]))
+    else:
+        for r in single.status(settings):
+            print(f"{r.broker:9} {r.state:19} {r.address:40} log: {r.log}")
+    return 0
 
 
 def _changes(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
@@ -106,21 +107,19 @@ def rabbit_ports(n: Node, settings: Settings) -> tuple[int, int, int]:
     return n.port, process.port_of(management, 15672 + n.index), n.port + 20000
 
 
-def rabbit_node_name(n: Node, settings: Settings) -> str:
+def rabbit_node_name(n: Node) -> str:
     """rabbit1..3@localhost on the default ports; shifted ports need other names."""
-    first = nodes("rabbitmq", settings)[0]
-    i, port = (n.index, n.port) if n.broker == "rabbitmq" else (first.index, first.port)
-    return f"rabbit{i}@localhost" if port == 5672 + i else f"rabbit{port}@localhost"
+    return f"rabbit{n.index}@localhost" if n.port == 5672 + n.index else f"rabbit{n.port}@localhost"
 
 
 def rabbit_env(n: Node, settings: Settings) -> dict[str, str]:
     first = nodes("rabbitmq", settings)[0]
     return single.rabbitmq_node_env(
-        n.place(settings).root, rabbit_node_name(n, settings), rabbit_ports(n, settings),
+        n.place(settings).root, rabbit_node_name(n), rabbit_ports(n, settings),
         watermark="384MB", schedulers="+S 1:1 +A 4",
         extra_conf=(
             "cluster_formation.peer_discovery_backend = classic_config\n"
-            f"cluster_formation.classic_config.nodes.1 = {rabbit_node_name(first, settings)}\n"
+            f"cluster_formation.classic_config.nodes.1 = {rabbit_node_name(first)}\n"
             # A node cut off from the majority pauses instead of diverging (split brain).
             "cluster_partition_handling = pause_minority\n"
         ),
@@ -134,16 +133,15 @@ def ports(n: Node, settings: Settings) -> list[int]:
     return list(rabbit_ports(n, settings)) if n.broker == "rabbitmq" else [n.port]
 
 
-def redis_conf(n: Node, settings: Settings) -> Place:
-    """Write a Redis node's or a Sentinel's config (once: both rewrite it) under its place."""
-    where = n.place(settings)
-    data = where.root / "data"
+def redis_conf(n: Node, settings: Settings) -> Path:
+    """Write a Redis node's or a Sentinel's config (once: both rewrite it); return its path."""
+    data = n.place(settings).root / "data"
     data.mkdir(parents=True, exist_ok=True)
-    conf = where.root / "redis.conf"
+    conf = data.parent / "redis.conf"
     primary = nodes("redis", settings)[0].port
     master = settings.redis_sentinel_master
     if conf.exists():
-        return where  # Sentinel records the current primary, replicas their primary: keep
+        return conf  # Sentinel records the current primary, replicas their primary: keep
     head = f"port {n.port}\nbind 127.0.0.1\ndaemonize no\ndir \"{data}\"\n"
     if n.name.startswith("sentinel"):
         conf.write_text(head + f"sentinel monitor {master} 127.0.0.1 {primary} 2\n"
@@ -154,7 +152,7 @@ def redis_conf(n: Node, settings: Settings) -> Place:
         replica = "" if n.name == "redis-primary" else f"replicaof 127.0.0.1 {primary}\n"
         conf.write_text(head + "save \"\"\nappendonly yes\nappendfsync everysec\n"
                         f"maxmemory 128mb\nmaxmemory-policy noeviction\n{replica}")
-    return where
+    return conf
 
 
 def answers(n: Node, settings: Settings, timeout: float = 2.0) -> bool:
@@ -198,13 +196,14 @@ def start_node(name: str, settings: Settings | None = None, *, wait: bool = True
         process.spawn(where, [str(single.RABBITMQ_SERVER)], rabbit_env(n, settings))
     else:
         server = process.require_binary("redis-server", "Redis")
-        conf = str(redis_conf(n, settings).root / "redis.conf")
+        conf = str(redis_conf(n, settings))
         sentinel = ["--sentinel"] if n.name.startswith("sentinel") else []
         process.spawn(where, [server, conf, *sentinel], dict(os.environ))
-    if wait:
-        seconds = process.wait_ready(n.name, lambda: answers(n, settings), READY_TIMEOUT,
-                                     [where])
-        echo(f"{n.name:16} started on 127.0.0.1:{n.port} in {seconds:.1f} s")
+    if not wait:
+        echo(f"{n.name:16} starting on 127.0.0.1:{n.port}")
+        return "started"
+    seconds = process.wait_ready(n.name, lambda: answers(n, settings), READY_TIMEOUT, [where])
+    echo(f"{n.name:16} started on 127.0.0.1:{n.port} in {seconds:.1f} s")
     return "started"
 
 
@@ -214,6 +213,7 @@ def stop_node(name: str, settings: Settings | None = None, *, crash: bool = Fals
     settings = settings or get_settings()
     pid = process.stop(node(name, settings).place(settings), crash=crash)
     if pid is None:
+        echo(f"{name:16} not running here")
         return "not-running"
     echo(f"{name:16} {'killed' if crash else 'stopped'} (pid {pid})")
     return "stopped"
@@ -244,7 +244,7 @@ def _kafka_ready(settings: Settings) -> bool:
 def _rabbit_ready(settings: Settings) -> bool:
     first = nodes("rabbitmq", settings)[0]
     try:
-        out = single.rabbitmqctl(rabbit_node_name(first, settings), rabbit_env(first, settings),
+        out = single.rabbitmqctl(rabbit_node_name(first), rabbit_env(first, settings),
                                  "cluster_status", "--formatter", "json", timeout=15)
         running = json.loads(out.stdout).get("running_nodes", [])
         return len(running) == len(nodes("rabbitmq", settings))
@@ -272,26 +272,20 @@ def start(broker: str, settings: Settings | None = None,
           echo: Callable[[str], None] = print) -> float:
     """Start a whole cluster; return the seconds until it was whole."""
     settings = settings or get_settings()
-    t0 = time.monotonic()
-    members = nodes(broker, settings)
-    places = [n.place(settings) for n in members]
-    if broker == "kafka":
-        for n in members:  # all three at once: the quorum needs a majority to elect
-            start_node(n.name, settings, wait=False, echo=echo)
-        ready = _kafka_ready
-    elif broker == "rabbitmq":
-        first, *rest = members
-        start_node(first.name, settings, echo=echo)  # the others join the first
-        for n in rest:
-            start_node(n.name, settings, wait=False, echo=echo)
-        ready = _rabbit_ready
-    elif broker == "redis":
-        for n in members:
-            start_node(n.name, settings, echo=echo)
-        ready = _redis_ready
-    else:
+    if broker not in BROKERS:
         raise LauncherError(f"unknown broker {broker!r}; expected one of {', '.join(BROKERS)}")
-    process.wait_ready(f"{broker} cluster", lambda: ready(settings), READY_TIMEOUT, places)
+    t0 = time.monotonic()
+    # Kafka: all three at once (the quorum needs a majority to elect). RabbitMQ: the first
+    # node up, then the others join it. Redis: one by one (replicas need their primary).
+    started = []
+    for i, n in enumerate(nodes(broker, settings)):
+        wait = broker == "redis" or (broker == "rabbitmq" and i == 0)
+        if start_node(n.name, settings, wait=wait, echo=echo) == "started":
+            started.append(n)
+    whole = {"kafka": _kafka_ready, "rabbitmq": _rabbit_ready, "redis": _redis_ready}[broker]
+    process.wait_ready(f"{broker} cluster",
+                       lambda: all(answers(n, settings) for n in started) and whole(settings),
+                       READY_TIMEOUT, [n.place(settings) for n in started])
     echo(f"{broker} cluster ready in {time.monotonic() - t0:.1f} s")
     return time.monotonic() - t0
 

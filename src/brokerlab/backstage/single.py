@@ -227,7 +227,7 @@ def kafka_argv(where: Place, properties: str, *, cluster_id: str, standalone: bo
     from another version or config must never break the next start, so it is wiped and
     reformatted. Folders stamped by the launcher before this one are adopted as they are.
     """
-    java_bin, lib = java(), fetch_kafka(echo=lambda _: None)
+    java_bin, lib = java(), fetch_kafka()
     where.root.mkdir(parents=True, exist_ok=True)
     props, log4j = where.root / "server.properties", where.root / "log4j2.properties"
     props.write_text(properties)
