@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 
 from brokerlab import rabbitmq as rmq
+from brokerlab.settings import Settings
 
 # ---------------------------------------------------------------- topic_matches (01.04)
 
@@ -71,116 +79,105 @@ def test_binding_without_wildcards_is_a_direct_match() -> None:
     assert not rmq.topic_matches("eu.orders", "eu.orders.new")
 
 
-# ---------------------------------------------------------------- parse_list_queues (01.01)
+# ---------------------------------------------------------------- the management API client
 
 
-def test_parse_list_queues_json() -> None:
-    text = ('[\n{"name":"q1","messages_ready":3,"messages_unacknowledged":1},\n'
-            '{"name":"q2","messages_ready":0,"messages_unacknowledged":0}\n]\n')
-    assert rmq.parse_list_queues(text) == [
-        {"name": "q1", "messages_ready": 3, "messages_unacknowledged": 1},
-        {"name": "q2", "messages_ready": 0, "messages_unacknowledged": 0},
-    ]
+class FakeApi(BaseHTTPRequestHandler):
+    """Answers GET /api/queues/<vhost>/known with JSON, and 404 for anything else."""
+
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        FakeApi.seen.append((self.path, self.headers.get("Authorization", "")))
+        if self.path.endswith("/known"):
+            body = json.dumps({"name": "known", "durable": True, "type": "quorum",
+                               "messages_unacknowledged": 2}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
 
 
-def test_parse_list_queues_tab_separated() -> None:
-    text = "name\tmessages_ready\tmessages_unacknowledged\nq1\t3\t1\nq-2\t0\t12\n"
-    assert rmq.parse_list_queues(text) == [
-        {"name": "q1", "messages_ready": 3, "messages_unacknowledged": 1},
-        {"name": "q-2", "messages_ready": 0, "messages_unacknowledged": 12},
-    ]
-
-
-def test_parse_list_queues_empty() -> None:
-    assert rmq.parse_list_queues("") == []
-    assert rmq.parse_list_queues("  \n") == []
-    assert rmq.parse_list_queues("[]") == []
-
-
-# ---------------------------------------------------------------- wait_down_then_up (01.03)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_wait_down_then_up_returns_after_the_broker_came_back() -> None:
-    clock = FakeClock()
-    states = iter([True, True, False, False, True])  # up, up, down, down, up again
-    seconds = rmq.wait_down_then_up(lambda: next(states), timeout=10, interval=1,
-                                    clock=clock, sleep=clock.sleep)
-    assert seconds == 4
-
-
-def test_wait_down_then_up_never_down_times_out_saying_so() -> None:
-    clock = FakeClock()
-    with pytest.raises(TimeoutError, match="go down"):
-        rmq.wait_down_then_up(lambda: True, timeout=5, interval=1, clock=clock,
-                              sleep=clock.sleep)
-    assert clock.now == 5
-
-
-def test_wait_down_then_up_never_back_times_out_saying_so() -> None:
-    clock = FakeClock()
-    with pytest.raises(TimeoutError, match="come back"):
-        rmq.wait_down_then_up(lambda: False, timeout=3, interval=0.5, clock=clock,
-                              sleep=clock.sleep)
-
-
-# ---------------------------------------------------------------- consumer outcomes (01.02)
-
-
-def test_outcomes_are_the_four_documented_ones() -> None:
-    assert rmq.OUTCOMES == ("ack", "requeue", "reject", "keep")
-    assert (rmq.ACK, rmq.REQUEUE, rmq.REJECT, rmq.KEEP) == rmq.OUTCOMES
-
-
-def test_consumer_in_hand_counts_unanswered_messages() -> None:
-    worker = rmq.consumer("test-unstarted", "q", start=False)
-    worker.counters.received = 5
-    worker.counters.acked = 2
-    worker.counters.requeued = 1
-    worker.counters.kept = 1
-    assert worker.in_hand == 1
-    assert not worker.running
-    assert "received=5 acked=2" in repr(worker)
-
-
-# ---------------------------------------------------------------- the 01.02 panel's wiring
-
-
-@pytest.mark.brokers
-def test_pool_panel_buttons_call_the_pool_methods() -> None:
-    """A click does what the notebook does unattended (needs RabbitMQ; skipped without)."""
-    pytest.importorskip("ipywidgets")
-    import brokerlab as bl
-
-    if not bl.check("rabbitmq", timeout=2.0).ok:
-        pytest.skip("RabbitMQ is not running")
-    run = bl.Run("01.02", run_id="paneltest")
-    queue = run.queue("tasks")
+@pytest.fixture
+def fake_api() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), FakeApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeApi.seen.clear()
     try:
-        with bl.rabbitmq_channel() as channel:
-            channel.queue_declare(queue, durable=True)
-        pool = rmq.WorkerPool(run.name("pool"), queue, work=0.0)
-        panel = rmq.pool_panel(pool, refresh=0.1)
-        panel.buttons["Start worker"].click()
-        panel.buttons["Start worker"].click()
-        assert len(pool.running) == 2
-        assert all(w.wait_consuming() for w in pool.running)
-        panel.buttons["Kill worker"].click()
-        assert [w.crashed for w in pool.workers] == [False, True]
-        panel.buttons["Stop worker"].click()
-        assert pool.running == []
-        assert bl.wait_until(lambda: "ready: <b>0</b>" in panel.children[1].value, timeout=5)
-        panel.refresher.stop()
-        assert not panel.refresher.running and panel.refresher.error is None
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        bl.cleanup(run, brokers=("rabbitmq",))
+        server.shutdown()
+        server.server_close()
+
+
+def settings_for(api: str, url: str = "amqp://alice:s%40cret@127.0.0.1:5672/orders") -> Settings:
+    return replace(Settings(), rabbitmq_url=url, rabbitmq_management_url=api)
+
+
+def test_vhost_comes_from_the_amqp_url() -> None:
+    assert rmq.vhost(replace(Settings(), rabbitmq_url="amqp://g:g@h:5672/%2F")) == "/"
+    assert rmq.vhost(replace(Settings(), rabbitmq_url="amqp://g:g@h:5672")) == "/"
+    assert rmq.vhost(replace(Settings(), rabbitmq_url="amqp://g:g@h:5672/team%2Fa")) == "team/a"
+
+
+def test_management_get_logs_in_with_the_amqp_credentials(fake_api: str) -> None:
+    info = rmq.management_get("/api/queues/orders/known", settings_for(fake_api))
+    assert info["type"] == "quorum"
+    path, auth = FakeApi.seen[-1]
+    assert path == "/api/queues/orders/known"
+    assert base64.b64decode(auth.removeprefix("Basic ")).decode() == "alice:s@cret"
+
+
+def test_management_get_base_url_picks_another_node(fake_api: str) -> None:
+    settings = settings_for("http://127.0.0.1:9")  # nothing listens on the default here
+    info = rmq.management_get("/api/queues/orders/known", settings, base_url=fake_api + "/")
+    assert info["name"] == "known"
+
+
+def test_queue_info_quotes_names_and_answers_none_for_a_missing_queue(fake_api: str) -> None:
+    settings = settings_for(fake_api, "amqp://g:g@127.0.0.1:5672/%2F")
+    assert rmq.queue_info("known", settings) == {
+        "name": "known", "durable": True, "type": "quorum", "messages_unacknowledged": 2}
+    assert rmq.queue_info("no such/queue", settings) is None
+    assert FakeApi.seen[-1][0] == "/api/queues/%2F/no%20such%2Fqueue"
+
+
+def test_management_get_raises_oserror_when_nothing_answers() -> None:
+    with pytest.raises(OSError):
+        rmq.management_get("/api/overview", settings_for("http://127.0.0.1:9"), timeout=1.0)
+
+
+# ---------------------------------------------------------------- cluster names and plumbing
+
+
+@pytest.mark.parametrize(("member", "node"), [
+    ("rabbit2@localhost", "rabbit-2"),   # the course's native cluster
+    ("rabbit@rabbit3", "rabbit-3"),      # docker compose: one host name per node
+    ("rabbit1@vm-07", "rabbit-1"),       # digits in the host do not confuse it
+])
+def test_cluster_node_name(member: str, node: str) -> None:
+    assert rmq.cluster_node_name(member) == node
+
+
+def test_cluster_node_name_refuses_a_name_without_a_number() -> None:
+    with pytest.raises(ValueError, match="which cluster node"):
+        rmq.cluster_node_name("rabbit@localhost")
+
+
+def test_close_connection_never_raises() -> None:
+    class Closed:
+        is_open = False
+
+        def close(self) -> None:
+            raise AssertionError("a closed connection must not be closed again")
+
+    rmq.close_connection(None)
+    rmq.close_connection(Closed())
+    rmq.close_connection(Closed(), crash=True)  # no socket to drop: still quiet
