@@ -415,8 +415,27 @@ def stop(broker: str, settings: Settings | None = None, *, crash: bool = False,
     _signal_group(pid, signal.SIGKILL)  # anything left in its group
     wait_until(lambda: not _alive(pid), timeout=5.0, interval=0.1)
     inst.pid_file.unlink(missing_ok=True)
+    if broker == "rabbitmq":
+        stop_idle_epmd(settings)
     echo(f"{broker:9} {'killed' if crash else 'stopped'} (next generation, pid {pid})")
     return "stopped"
+
+
+def stop_idle_epmd(settings: Settings) -> None:
+    """Stop an Erlang port mapper our node started from the root (when none ran before
+    it) once no node is registered with it: nothing of ours may outlive `stop`."""
+    root = root_dir(settings)
+    for entry in Path("/proc").iterdir():
+        try:
+            if (not entry.name.isdigit() or (entry / "comm").read_text().strip() != "epmd"
+                    or os.readlink(entry / "root") != str(root)):
+                continue
+        except OSError:
+            continue
+        names = subprocess.run(["chroot", str(root), "epmd", "-names"], capture_output=True,
+                               text=True, timeout=10)
+        if names.returncode == 0 and "name " not in names.stdout:
+            os.kill(int(entry.name), signal.SIGTERM)
 
 
 def restart(broker: str, settings: Settings | None = None, *, crash: bool = False,

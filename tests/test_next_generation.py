@@ -1,0 +1,83 @@
+"""tools/next_generation.py without brokers or root: where it puts things, which ports and
+node name it derives from the course's variables, and the marker that caches a build.
+(Running it is `make test-next`.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from brokerlab.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def nextgen() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "next_generation", ROOT / "tools" / "next_generation.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["next_generation"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"BROKERLAB_STATE_DIR": str(tmp_path), **env})
+
+
+def test_default_ports_run_the_course_node(nextgen: ModuleType, tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert nextgen.rabbitmq_ports(s) == (5672, 15672, 25672)
+    assert nextgen.rabbitmq_node(s) == "rabbit@localhost"
+    assert nextgen.instance("redis", s).folder == tmp_path / "next" / "redis-6379"
+    assert nextgen.root_dir(s) == tmp_path / "next" / "root"
+
+
+def test_other_ports_run_a_distinct_node(nextgen: ModuleType, tmp_path: Path) -> None:
+    s = settings(tmp_path, REDIS_URL="redis://127.0.0.1:16479/0",
+                 RABBITMQ_URL="amqp://guest:guest@127.0.0.1:5782/%2F",
+                 RABBITMQ_MANAGEMENT_URL="http://127.0.0.1:15782")
+    assert nextgen.rabbitmq_ports(s) == (5782, 15782, 25782)
+    assert nextgen.rabbitmq_node(s) == "rabbit-next-5782@localhost"
+    assert nextgen.instance("rabbitmq", s).folder.name == "rabbitmq-5782"
+    assert nextgen.instance("redis", s).ports == (16479,)
+    with pytest.raises(nextgen.NextError):
+        nextgen.instance("kafka", s)
+
+
+def test_marker_caches_a_build(nextgen: ModuleType, tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert nextgen.built(s) is None
+    root = nextgen.root_dir(s)
+    root.mkdir(parents=True)
+    packages = {"rabbitmq-server": "4.0.5-6+deb13u2", "redis-server": "5:8.0.2-3+deb13u3"}
+    (root / nextgen.MARKER).write_text(json.dumps({"suite": "trixie", "packages": packages}))
+    assert nextgen.built(s) == packages
+    (root / nextgen.MARKER).write_text(json.dumps({"suite": "sid", "packages": packages}))
+    assert nextgen.built(s) is None, "a root of another suite must be rebuilt"
+
+
+def test_rabbitmq_refuses_transient_queues_as_43_does(nextgen: ModuleType,
+                                                      tmp_path: Path) -> None:
+    env = nextgen.node_env(tmp_path / "rabbitmq", "rabbit@localhost", (5672, 15672, 25672))
+    conf = Path(env["RABBITMQ_CONFIG_FILE"]).read_text()
+    assert "deprecated_features.permit.transient_nonexcl_queues = false" in conf
+    assert "management.tcp.port = 15672" in conf
+    assert env["RABBITMQ_NODENAME"] == "rabbit@localhost"
+    assert env["RABBITMQ_MNESIA_BASE"].startswith(str(tmp_path))
+
+
+def test_make_test_next_restarts_through_the_tool() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    match = re.search(r"^NEXT_RESTART := (.+)$", makefile, re.M)
+    assert match, "Makefile defines NEXT_RESTART (BROKERLAB_RESTART_COMMAND for test-next)"
+    assert "tools/next_generation.py restart {broker} --mode {mode}" in match.group(1)
+    assert "BROKERLAB_RESTART_COMMAND='$(NEXT_RESTART)'" in makefile
