@@ -261,9 +261,6 @@ def abort_pika(connection: Any) -> None:
         pass
 
 
-_abort_pika = abort_pika  # the old name, until brokerlab.rabbitmq imports abort_pika
-
-
 def rabbitmq_connect(name: str, settings: Settings | None = None) -> Any:
     """A BlockingConnection that shows up as `name` in the management UI."""
     import pika
