@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from brokerlab.backstage import process, single
+from brokerlab.backstage import clusters, process, single
 from brokerlab.health import check
 from brokerlab.settings import Settings
 
@@ -165,3 +165,24 @@ def test_kafka_storage_stamped_by_the_old_launcher_is_kept(settings: Settings) -
 
 def test_kafka_version_is_pinned_once() -> None:
     assert single.kafka_version().startswith("4.")
+
+
+def test_a_redis_cluster_node_is_killed_and_started_through_the_command_line(
+        env: dict[str, str], settings: Settings) -> None:
+    ports = [_free_port_pair() for _ in range(6)]
+    env = {**env, "REDIS_CLUSTER_NODES": ",".join(f"127.0.0.1:{p}" for p in ports[:3]),
+           "REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in ports[3:])}
+    try:
+        started = backstage(env, "cluster", "start", "redis")
+        assert started.returncode == 0, started.stderr
+        assert "redis cluster ready" in started.stdout
+        assert backstage(env, "node", "kill", "redis-replica-2").returncode == 0
+        assert backstage(env, "runs", "redis-replica-2").returncode == 1
+        assert backstage(env, "runs", "redis-primary").returncode == 0
+        restarted = backstage(env, "node", "start", "redis-replica-2")
+        assert restarted.returncode == 0 and f"127.0.0.1:{ports[2]}" in restarted.stdout
+        states = {n.name: n.state for n in clusters.status(Settings.from_env(env), ("redis",))}
+        assert len(states) == 6 and set(states.values()) == {"up"}, states
+    finally:
+        backstage(env, "cluster", "stop", "redis")
+    assert backstage(env, "runs", "redis-primary").returncode == 1

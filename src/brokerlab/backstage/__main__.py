@@ -90,7 +90,7 @@ def _looks(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "fetch-kafka":
         print(single.fetch_kafka())
     elif args.command == "cluster":
-        for n in clusters.status(settings):
+        for n in clusters.status(settings, tuple(args.brokers or clusters.BROKERS)):
             print(f"{n.name:16} {n.state:14} 127.0.0.1:{n.port:<6} log: {n.log}")
     elif args.json:
         print(json.dumps([{**asdict(r), "log": str(r.log)} for r in single.status(settings)]))

@@ -307,10 +307,11 @@ class NodeStatus:
     log: str
 
 
-def status(settings: Settings | None = None) -> list[NodeStatus]:
+def status(settings: Settings | None = None,
+           brokers: tuple[str, ...] = BROKERS) -> list[NodeStatus]:
     settings = settings or get_settings()
     rows = []
-    for n in nodes(settings=settings):
+    for n in (n for n in nodes(settings=settings) if n.broker in brokers):
         where = n.place(settings)
         pid = process.managed_pid(where)
         up = answers(n, settings, 1.0)
