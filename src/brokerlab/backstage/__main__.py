@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             return _looks(args, settings)
         with process.state_lock(settings.state_dir):
             return _changes(args, settings)
-    except (LauncherError, SettingsError) as exc:
+    except (LauncherError, SettingsError, OSError, subprocess.SubprocessError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
 
