@@ -144,9 +144,11 @@ def kafka_version() -> str:
 
 
 def kafka_lib_dir() -> Path:
-    """Kafka's jars, cached per version outside the state folder (survives `rm -rf state`)."""
+    """Kafka's jars, cached outside the state folder (survives `rm -rf state`), one folder
+    per pom: a changed pin (Kafka or a dependency) fetches anew."""
     cache = os.environ.get("BROKERLAB_CACHE_DIR") or str(Path.home() / ".cache" / "brokerlab")
-    return Path(cache) / f"kafka-{kafka_version()}" / "lib"
+    pom = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    return Path(cache) / f"kafka-{kafka_version()}-{pom}" / "lib"
 
 
 def fetch_kafka(echo: Callable[[str], None] = print) -> Path:
