@@ -8,6 +8,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BROKERS ?= native
+# tests/conftest.py reads it: BROKERS=external skips the tests marked `native`.
+export BROKERS
 NOTEBOOK_TIMEOUT ?= 180
 NBVAL := $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-cell-timeout=$(NOTEBOOK_TIMEOUT) -q
@@ -20,7 +22,7 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice test-next binder-smoke browser-test screenshot measure clean-state
+	lint unit labs nav strip notebooks notebooks-twice test-external test-next binder-smoke browser-test screenshot measure clean-state
 
 help:
 	@sed -n '1,6p' Makefile
@@ -90,10 +92,26 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
-test: brokers cluster lint unit binder-smoke notebooks-twice browser-test
+test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test
 	@echo "make test: all green"
 
-lint: install-python
+# Pinned linters for the CI and compose files: actionlint from the Go module proxy (built
+# into the venv once), check-jsonschema from PyPI against the Compose Specification's schema
+# vendored in tools/schemas (no network at lint time).
+ACTIONLINT_VERSION := v1.7.12
+CHECK_JSONSCHEMA_VERSION := 0.39.0
+$(VENV)/bin/actionlint: | $(PY)
+	@command -v go >/dev/null || { echo "make lint needs Go to build actionlint: sudo apt-get install -y golang-go"; exit 1; }
+	GOBIN=$(abspath $(VENV))/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+$(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION): | $(PY)
+	$(PY) -m pip install -q check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
+	touch $@
+
+lint: install-python $(VENV)/bin/actionlint $(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION)
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --schemafile tools/schemas/compose-spec.json \
+		docker-compose.yml docker-compose.cluster.yml
 	$(PY) -m ruff check src tools tests notebooks solutions labs
 	$(PY) -m nbstripout --keep-id --verify notebooks/*.ipynb solutions/*.ipynb labs/*.ipynb
 	$(PY) tools/make_labs.py --check
@@ -123,6 +141,27 @@ notebooks-twice: install-python
 	$(NBVAL) notebooks solutions
 	$(NBVAL) notebooks solutions
 	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
+
+# The external path (docker compose, a classroom cluster) proven here without Docker: every
+# notebook and solution that restarts a broker or kills a node runs once more with
+# BROKERS=external and the fault command templates set, as docker-compose.yml sets them, but
+# calling the launcher's command line. brokerlab.faults takes the same code path as under
+# compose: run the template, then wait until the broker or node answers.
+LAUNCHER_CLI := $(abspath $(PY)) -m brokerlab.backstage
+FAULT_CALL := (faults|ct)\.(restart|kill_node|start_node)[(]
+FAULT_NOTEBOOKS = $(shell grep -lE '$(FAULT_CALL)' notebooks/*.ipynb solutions/*.ipynb)
+ifeq ($(BROKERS),native)
+test-external: install-python
+	BROKERS=external \
+	BROKERLAB_RESTART_COMMAND='$(LAUNCHER_CLI) restart {broker} $$([ {mode} = crash ] && echo --crash)' \
+	BROKERLAB_KILL_NODE_COMMAND='$(LAUNCHER_CLI) node kill {node}' \
+	BROKERLAB_START_NODE_COMMAND='$(LAUNCHER_CLI) node start {node}' \
+	$(NBVAL) $(FAULT_NOTEBOOKS)
+	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
+else
+test-external:
+	@echo "BROKERS=$(BROKERS): the notebooks already ran through the fault command templates"
+endif
 
 # Every notebook and solution once more on the next broker generation: Debian 13's RabbitMQ
 # 4.0 and Redis 8.0, run from a debootstrapped root under the state folder (built once,
