@@ -5,6 +5,7 @@
     python tools/next_generation.py stop  [redis] [rabbitmq]
     python tools/next_generation.py restart BROKER [--mode graceful|crash]
     python tools/next_generation.py status | versions
+    python tools/next_generation.py ctl -- list_queues name messages_ready   (rabbitmqctl)
 
 `make test-next` runs every notebook against this generation. The native brokers are
 Debian 12's (RabbitMQ 3.10, Redis 7.0); learners using docker compose meet newer ones,
@@ -453,6 +454,22 @@ def restart(broker: str, settings: Settings | None = None, *, crash: bool = Fals
     return start(broker, settings, fresh=False, echo=echo)
 
 
+def rabbitmqctl(args: list[str], settings: Settings | None = None,
+                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the root's rabbitmqctl against our node (e.g. `list_queues name messages_ready`,
+    or `eval 'application:get_env(rabbit, consumer_timeout).'`)."""
+    settings = settings or get_settings()
+    require_root("rabbitmqctl in the next generation's root")
+    inst = instance("rabbitmq", settings)
+    env = [f"{k}={v}" for k, v in CHROOT_ENV.items()]
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+         CHROOT_SCRIPT, "sh", str(root_dir(settings)), str(inst.folder), "/usr/bin/env", "-i",
+         *env, f"RABBITMQ_CONF_ENV_FILE={inst.folder / 'rabbitmq-env.conf'}",
+         "/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", rabbitmq_node(settings), *args],
+        capture_output=True, text=True, timeout=timeout)
+
+
 # ---------------------------------------------------------------- looking
 
 
@@ -512,8 +529,10 @@ def status(settings: Settings | None = None, echo: Callable[[str], None] = print
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command",
-                        choices=["build", "start", "stop", "restart", "status", "versions"])
-    parser.add_argument("brokers", nargs="*", help="redis, rabbitmq (default: both)")
+                        choices=["build", "start", "stop", "restart", "status", "versions",
+                                 "ctl"])
+    parser.add_argument("brokers", nargs="*",
+                        help="redis, rabbitmq (default: both); for ctl: rabbitmqctl's arguments")
     parser.add_argument("--mode", choices=["graceful", "crash"], default="graceful",
                         help="restart/stop: SIGTERM (graceful) or SIGKILL (crash)")
     parser.add_argument("--state-dir", help="instead of BROKERLAB_STATE_DIR")
@@ -527,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
             build(settings)
         elif args.command == "status":
             status(settings)
+        elif args.command == "ctl":
+            result = rabbitmqctl(args.brokers, settings)
+            print(result.stdout + result.stderr, end="")
+            return result.returncode
         elif args.command == "versions":
             return 1 if report_versions(settings) else 0
         elif args.command == "restart":
