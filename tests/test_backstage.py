@@ -10,12 +10,13 @@ import os
 import socket
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import time
 from pathlib import Path
 
 import pytest
 
 from brokerlab.backstage import clusters, process, single
+from brokerlab.checks import wait_until
 from brokerlab.health import check
 from brokerlab.settings import Settings
 
@@ -73,14 +74,28 @@ def test_redis_start_is_idempotent_restart_replaces_it_and_stop_leaves_nothing(
     assert not check("redis", settings, timeout=1).ok
 
 
-def test_two_starts_at_once_make_one_broker(env: dict[str, str], settings: Settings) -> None:
+def _open_files(pid: int) -> set[str]:
     try:
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda _: backstage(env, "start", "redis"), range(2)))
-        assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
-        out = "".join(r.stdout for r in results)
+        return {os.path.realpath(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return set()
+
+
+def test_two_starts_at_once_make_one_broker(env: dict[str, str], settings: Settings) -> None:
+    command = [sys.executable, "-m", "brokerlab.backstage", "start", "redis"]
+    try:
+        # Hold the lock until both have opened it (so both meet it), then let them race.
+        lock = str(settings.state_dir / ".lock")
+        with process.state_lock(settings.state_dir):
+            starts = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            assert wait_until(lambda: all(lock in _open_files(p.pid) for p in starts), 60)
+            time.sleep(0.5)
+        results = [p.communicate(timeout=120) for p in starts]
+        assert [p.returncode for p in starts] == [0, 0], results
+        out = "".join(stdout for stdout, _ in results)
+        assert out.count("waiting") == 2, out
         assert out.count("started at") == 1 and out.count("already running") == 1, out
-        assert "waiting" in out, "the second start waits for the lock"
     finally:
         backstage(env, "stop", "redis")
     assert not check("redis", settings, timeout=1).ok
