@@ -17,7 +17,7 @@ import pytest
 
 from brokerlab.backstage import clusters, process, single
 from brokerlab.checks import wait_until
-from brokerlab.health import check
+from brokerlab.health import check, port_open
 from brokerlab.settings import Settings
 
 pytestmark = pytest.mark.native
@@ -28,7 +28,7 @@ def _free_port_pair() -> int:
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
             port = a.getsockname()[1]
-        if port < 65000 and not process.port_open(port + 1):
+        if port < 65000 and not port_open("127.0.0.1", port + 1):
             return port
     raise RuntimeError("no free port pair")
 

@@ -27,12 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from brokerlab.backstage import process, single
 from brokerlab.backstage.process import LauncherError, Place
-from brokerlab.clients import kafka_admin
+from brokerlab.clients import kafka_admin, redis_at
 from brokerlab.health import check
 from brokerlab.settings import Settings, get_settings
 
@@ -163,10 +161,8 @@ def answers(n: Node, settings: Settings, timeout: float = 2.0) -> bool:
     if n.broker == "rabbitmq":
         url = settings.rabbitmq_cluster_urls[n.index - 1]
         return check("rabbitmq", replace(settings, rabbitmq_url=url), timeout=timeout).ok
-    # PING, not health's SET/GET: replicas are read-only and Sentinels store nothing. No
-    # retries: a node that is down says so at once (redis-py retries with backoff).
-    client = redis.Redis(host="127.0.0.1", port=n.port, socket_timeout=timeout,
-                         socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    # PING, not health's SET/GET: replicas are read-only and Sentinels store nothing.
+    client = redis_at(f"127.0.0.1:{n.port}", timeout=timeout)
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -254,9 +250,7 @@ def _rabbit_ready(settings: Settings) -> bool:
 
 def _redis_ready(settings: Settings) -> bool:
     master = settings.redis_sentinel_master
-    port = process.port_of(settings.redis_sentinels[0], 26379)
-    sentinel = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2,
-                           retry=Retry(NoBackoff(), 0))
+    sentinel = redis_at(settings.redis_sentinels[0])
     try:
         replicas = sentinel.sentinel_slaves(master)
         others = sentinel.sentinel_sentinels(master)

@@ -16,7 +16,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from brokerlab.checks import wait_until
+from brokerlab.health import port_open
 
 INSTALL_HINT = (
     "run `make install-system` (as root, or with sudo), or install it yourself: "
@@ -110,16 +110,8 @@ def require_binary(path: str, what: str) -> str:
     return found
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def require_free(name: str, ports: list[int]) -> None:
-    busy = [port for port in ports if port_open(port)]
+    busy = [port for port in ports if port_open("127.0.0.1", port)]
     if busy:
         raise LauncherError(
             f"{name}: port(s) {busy} on 127.0.0.1 are taken by a process that is not a "

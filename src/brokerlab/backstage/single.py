@@ -32,7 +32,7 @@ from pathlib import Path
 
 from brokerlab.backstage import process
 from brokerlab.backstage.process import LauncherError, Place
-from brokerlab.health import check
+from brokerlab.health import check, port_open
 from brokerlab.settings import Settings, get_settings
 
 BROKERS = ("redis", "rabbitmq", "kafka")
@@ -125,7 +125,7 @@ def stop_idle_epmd() -> None:
     """Stop Erlang's port mapper once no node is registered with it (RabbitMQ starts it
     and leaves it running; with no node left it serves nothing)."""
     epmd = shutil.which("epmd")
-    if not epmd or not process.port_open(4369):
+    if not epmd or not port_open("127.0.0.1", 4369):
         return
     names = subprocess.run([epmd, "-names"], capture_output=True, text=True, timeout=10)
     if names.returncode == 0 and "name " not in names.stdout:
