@@ -25,10 +25,9 @@ Each name's docstring says which lesson teaches it:
     sentinel, primary, primary_node, replica_nodes,    04.04 Sentinel failover, 04.05 what
       redis_sentinel_writer, wait_new_primary,         asynchronous replication can lose
       shorten_failover_timeout
-    kafka_trial, rabbitmq_trial, redis_trial,          04.06 the comparison table
-      record_measurement, load_measurements,
-      comparison_rows, markdown_table
-    cluster_memory_mb                                  the clusters' resident memory
+    record_measurement, load_measurements,             04.06 the comparison table (from
+      comparison_rows, markdown_table,                 brokerlab.ledger, re-exported)
+      cluster_memory_mb
 
 The clusters are the ones `make cluster` starts (brokerlab.cluster), or the `cluster`
 profile of docker-compose.cluster.yml; their addresses come from Settings
@@ -43,23 +42,31 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
 import threading
 import time
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from brokerlab import cluster, local
 from brokerlab import kafka as kfk
-from brokerlab.checks import wait_until
+from brokerlab.ledger import (
+    Ledger,
+    Tally,
+    cluster_memory_mb,
+    comparison_rows,
+    load_measurements,
+    longest_gap,
+    markdown_table,
+    measurements_path,
+    record_measurement,
+    rss_kb,
+    tally,
+    wait_done,
+)
 from brokerlab.naming import Run
 from brokerlab.redis import (
     primary,
@@ -79,14 +86,13 @@ __all__ = [
     "classic_reachable", "cleanup", "cluster_memory_mb", "cluster_problem", "cluster_whole",
     "comparison_rows", "compose_command", "connected_node", "create_topic", "down_nodes",
     "elect_preferred", "elect_unclean", "is_managed_node", "kafka_admin_call", "kafka_node_name",
-    "kafka_producer_worker", "kafka_settings", "kafka_trial", "kill_node",
+    "kafka_producer_worker", "kafka_settings", "kill_node",
     "launcher_runs", "leftovers", "load_measurements", "longest_gap", "management_call",
     "management_url", "markdown_table", "measurements_path", "node_address", "node_answers",
     "node_names", "partition_table", "partitions", "primary", "primary_node",
     "quorum_queue_state", "rabbit_node_name", "rabbitmq_confirmed_publisher",
-    "rabbitmq_parameters", "rabbitmq_reconnecting_consumer", "rabbitmq_trial", "read_topic",
-    "record_measurement", "redis_sentinel_writer", "redis_trial",
-    "redis_values", "require_cluster",
+    "rabbitmq_parameters", "rabbitmq_reconnecting_consumer", "read_topic",
+    "record_measurement", "redis_sentinel_writer", "redis_values", "require_cluster",
     "restart_down_nodes", "rss_kb", "sentinel", "sentinel_option", "shorten_failover_timeout",
     "start_lesson", "start_node", "tally", "topic_config", "topic_config_source",
     "translate_address", "wait_done", "wait_new_primary", "wait_partitions",
@@ -101,7 +107,6 @@ COMPOSE = "docker compose -f docker-compose.yml -f docker-compose.cluster.yml --
 START_HINT = ("run `make cluster` (or, with Docker: "
               f"`{COMPOSE} up -d --wait`)")
 NODE_TIMEOUT = 120.0   # bounded wait for a node to go or come back
-MEASUREMENTS_MAX_AGE = 12 * 3600.0
 
 
 class ClusterUnavailable(RuntimeError):
@@ -447,98 +452,10 @@ def start_lesson(lesson: str, *brokers: str, settings: Settings | None = None,
 
 
 # ====================================================================== counting promises
+# Ledger, Tally, tally, longest_gap, wait_done and the measurements live in
+# brokerlab.ledger (imported above); every Worker carries a Ledger now.
 
-
-@dataclass
-class Ledger:
-    """What a producer was promised and what consumers got, filled by background threads.
-
-    `acknowledged`: the broker confirmed it (Kafka ack, RabbitMQ publisher confirm, Redis
-    reply). `failed`: the client was told it failed (and may retry). `confirmed`: Redis
-    only, acknowledged *and* WAIT saw it on a replica. `delivered`: what consumers got,
-    duplicates included. Appends from threads are safe (one list operation each).
-    """
-
-    acknowledged: list[str] = field(default_factory=list)
-    ack_times: list[float] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    confirmed: list[str] = field(default_factory=list)
-    delivered: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    connected_to: list[str] = field(default_factory=list)
-    reconnects: int = 0
-    done: bool = False
-
-    def ack(self, value: str) -> None:
-        self.acknowledged.append(value)
-        self.ack_times.append(time.monotonic())
-
-    def fail(self, value: str, error: BaseException | str) -> None:
-        self.failed.append(value)
-        self.error(error)
-
-    def error(self, error: BaseException | str) -> None:
-        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        self.errors.append(text[:200])
-
-    def error_kinds(self) -> dict[str, int]:
-        """How often each kind of error happened, e.g. {'KafkaConnectionError': 3}."""
-        return dict(Counter(e.split(":", 1)[0] for e in self.errors))
-
-
-@dataclass(repr=False)
-class TrackedWorker(Worker):
-    """A brokerlab Worker whose thread fills a Ledger (cells read `worker.ledger`)."""
-
-    ledger: Ledger = field(default_factory=Ledger)
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Acknowledged versus delivered: the count every 04 check cell asserts."""
-
-    acknowledged: int
-    delivered: int           # distinct values delivered
-    lost: tuple[str, ...]    # acknowledged, never delivered
-    duplicates: int          # deliveries beyond the first of a value
-    unacknowledged_delivered: int  # delivered although the producer never got an ack
-
-    def __str__(self) -> str:
-        return (f"acknowledged {self.acknowledged}, delivered {self.delivered} distinct "
-                f"(+{self.duplicates} duplicates), lost {len(self.lost)}"
-                + (f", {self.unacknowledged_delivered} delivered without an ack"
-                   if self.unacknowledged_delivered else ""))
-
-
-def tally(acknowledged: Iterable[str], delivered: Iterable[str]) -> Tally:
-    """Count what was promised against what arrived. Taught in 04.01, used in 04.02-04.06.
-
-    >>> str(tally(["a", "b", "c"], ["a", "a", "c", "d"]))
-    'acknowledged 3, delivered 3 distinct (+1 duplicates), lost 1, 1 delivered without an ack'
-    """
-    acked = list(dict.fromkeys(acknowledged))
-    got = list(delivered)
-    seen = set(got)
-    counts = Counter(got)
-    acked_set = set(acked)
-    return Tally(
-        acknowledged=len(acked),
-        delivered=len(seen),
-        lost=tuple(v for v in acked if v not in seen),
-        duplicates=sum(c - 1 for c in counts.values()),
-        unacknowledged_delivered=len(seen - acked_set),
-    )
-
-
-def longest_gap(times: Sequence[float]) -> float:
-    """The longest pause between consecutive acknowledgements: what the producer saw of
-    the outage (0.0 with fewer than two). Taught in 04.01.
-
-    >>> longest_gap([0.0, 0.1, 2.6, 2.7])
-    2.5
-    """
-    ordered = sorted(times)
-    return round(max((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=0.0), 3)
+TrackedWorker = Worker  # the old name: a Worker fills `worker.ledger`
 
 
 def _pace(w: Worker, due: float) -> bool:
@@ -549,15 +466,6 @@ def _pace(w: Worker, due: float) -> bool:
             return True
         time.sleep(min(0.05, left))
     return False
-
-
-def wait_done(*workers: TrackedWorker, timeout: float = 60.0) -> bool:
-    """Wait, bounded, until each worker's thread has finished (producers end by themselves)."""
-    deadline = time.monotonic() + timeout
-    for w in workers:
-        while w.running and time.monotonic() < deadline:
-            time.sleep(0.05)
-    return not any(w.running for w in workers)
 
 
 # ====================================================================== Kafka (04.01, 04.02)
@@ -1039,84 +947,7 @@ def redis_sentinel_writer(name: str, key: str, count: int, *, label: str = "w",
     return worker.start() if start else worker
 
 
-# ====================================================================== small reruns (04.06)
-#
-# The same fault for each broker, small: a producer with the safe setting runs, the node
-# that leads (Kafka partition 0, the quorum queue, the Redis primary) is killed, and
-# what was acknowledged is counted against what can be read. The nodes are not started
-# again here: `cleanup` restarts them all at once.
-
-
-def kafka_trial(run: Run, *, count: int = 400, rate: float = 200.0,
-                echo: Echo = print) -> dict[str, dict[str, Any]]:
-    """acks=all on RF 3 / min ISR 2; the broker leading partition 0 is killed (04.06)."""
-    settings = run.settings
-    topic = run.topic("trial")
-    create_topic(topic, partitions=3, replication_factor=3, settings=settings)
-    victim = kafka_node_name(partitions(topic, settings)[0].leader)
-    producer = kafka_producer_worker(run.name("trial-producer"), topic, count, label="t",
-                                     rate=rate, settings=settings)
-    wait_until(lambda: len(producer.ledger.acknowledged) >= count // 4, timeout=15)
-    kill_node(victim, settings, echo=echo)
-    wait_done(producer, timeout=60)
-    promised = producer.ledger
-    result = tally(promised.acknowledged, read_topic(topic, settings=settings))
-    return {"kafka": {
-        "acknowledged": result.acknowledged, "lost": len(result.lost),
-        "duplicates": result.duplicates, "outage": longest_gap(promised.ack_times),
-        "failed": len(promised.failed), "fault": f"leader's broker ({victim}) killed",
-        "source": "04.06 (small rerun)"}}
-
-
-def rabbitmq_trial(run: Run, *, count: int = 300, rate: float = 150.0,
-                   echo: Echo = print) -> dict[str, dict[str, Any]]:
-    """A quorum queue with confirms, and a classic queue on the same node; the quorum
-    queue's leader's node is killed (04.06)."""
-    import pika
-
-    settings = run.settings
-    quorum, classic = run.queue("trial-quorum"), run.queue("trial-classic")
-    connection = _pika_connect(rabbitmq_parameters(settings), f"{run.prefix}-setup")
-    try:
-        connection.channel().queue_declare(quorum, durable=True,
-                                           arguments={"x-queue-type": "quorum"})
-    finally:
-        _close_quietly(connection)
-    victim = wait_quorum_state(quorum, lambda q: len(q.get("online", [])) == 3,
-                               settings=settings)["leader"]
-    connection = _pika_connect(rabbitmq_parameters(settings, only=victim), f"{run.prefix}-c")
-    try:
-        channel = connection.channel()
-        channel.queue_declare(classic, durable=True)
-        channel.confirm_delivery()
-        for i in range(20):
-            channel.basic_publish("", classic, f"c-{i}".encode(),
-                                  pika.BasicProperties(delivery_mode=2))
-    finally:
-        _close_quietly(connection)
-    consumer = rabbitmq_reconnecting_consumer(run.name("trial-consumer"), quorum,
-                                              first=victim, settings=settings)
-    producer = rabbitmq_confirmed_publisher(run.name("trial-producer"), quorum, count,
-                                            label="t", rate=rate, first=victim,
-                                            settings=settings)
-    wait_until(lambda: len(producer.ledger.acknowledged) >= count // 4, timeout=15)
-    kill_node(victim, settings, echo=echo)
-    reachable = classic_reachable(classic, settings)
-    wait_done(producer, timeout=60)
-    promised = producer.ledger
-    wait_until(lambda: set(promised.acknowledged) <= set(consumer.ledger.delivered),
-               timeout=30)
-    consumer.stop()
-    result = tally(promised.acknowledged, consumer.ledger.delivered)
-    return {
-        "rabbitmq": {
-            "acknowledged": result.acknowledged, "lost": len(result.lost),
-            "duplicates": result.duplicates, "outage": longest_gap(promised.ack_times),
-            "fault": f"leader's node ({victim}) killed", "source": "04.06 (small rerun)"},
-        "rabbitmq-classic": {
-            "acknowledged": 20, "lost": None, "unreachable": 0 if reachable else 20,
-            "fault": f"its node ({victim}) killed", "source": "04.06 (small rerun)"},
-    }
+# ====================================================================== RabbitMQ (04.03)
 
 
 def classic_reachable(queue: str, settings: Settings | None = None) -> bool:
@@ -1137,137 +968,6 @@ def classic_reachable(queue: str, settings: Settings | None = None) -> bool:
         return False
     finally:
         _close_quietly(connection)
-
-
-def redis_trial(run: Run, *, count: int = 300, rate: float = 200.0,
-                echo: Echo = print) -> dict[str, dict[str, Any]]:
-    """A writer with WAIT 1 through Sentinel; the primary is killed (04.06)."""
-    settings = run.settings
-    restore = shorten_failover_timeout(settings)
-    try:
-        key = run.key("trial")
-        victim = primary_node(settings)
-        writer = redis_sentinel_writer(run.name("trial-writer"), key, count, label="t",
-                                       rate=rate, settings=settings)
-        wait_until(lambda: len(writer.ledger.acknowledged) >= count // 4, timeout=15)
-        kill_node(victim, settings, echo=echo)
-        wait_new_primary(victim, timeout=45, settings=settings)
-        wait_done(writer, timeout=60)
-    finally:
-        sentinel_option("failover-timeout", restore, settings)
-    promised = writer.ledger
-    held = redis_values(key, settings)
-    result, confirmed = tally(promised.acknowledged, held), tally(promised.confirmed, held)
-    return {
-        "redis": {"acknowledged": result.acknowledged, "lost": len(result.lost),
-                  "duplicates": result.duplicates, "outage": longest_gap(promised.ack_times),
-                  "fault": f"primary ({victim}) killed", "source": "04.06 (small rerun)"},
-        "redis-wait": {"acknowledged": confirmed.acknowledged, "lost": len(confirmed.lost),
-                       "fault": f"primary ({victim}) killed", "source": "04.06 (small rerun)"},
-    }
-
-
-# ====================================================================== measurements (04.06)
-
-
-def measurements_path(settings: Settings | None = None) -> Path:
-    """Where the 04 lessons store what they measured (a small JSON in the state folder)."""
-    settings = settings or get_settings()
-    return settings.state_dir / "measurements" / "module-04.json"
-
-
-def record_measurement(key: str, data: Mapping[str, Any], settings: Settings | None = None
-                       ) -> Path:
-    """Store one lesson's measurement under `key` (e.g. 'kafka'), stamped with the time."""
-    path = measurements_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        stored = {}
-    stored[key] = {**data, "measured_at": datetime.now(timezone.utc).isoformat(
-        timespec="seconds")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stored, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
-
-
-def load_measurements(settings: Settings | None = None, *,
-                      max_age: float = MEASUREMENTS_MAX_AGE,
-                      now: datetime | None = None) -> dict[str, dict[str, Any]]:
-    """The stored measurements younger than `max_age` seconds ({} when none)."""
-    try:
-        stored = json.loads(measurements_path(settings).read_text())
-    except (OSError, ValueError):
-        return {}
-    now = now or datetime.now(timezone.utc)
-    fresh = {}
-    for key, data in stored.items():
-        try:
-            age = (now - datetime.fromisoformat(data["measured_at"])).total_seconds()
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 0 <= age <= max_age:
-            fresh[key] = data
-    return fresh
-
-
-COMPARISON_COLUMNS = ("broker", "setting", "fault", "acknowledged", "lost",
-                      "unreachable during the fault", "duplicates", "producer paused (s)",
-                      "measured in")
-
-_ROWS = (
-    # key in the measurements, broker, the setting the row measures, the fault
-    ("kafka", "Kafka", "acks=all, RF 3, min ISR 2", "leader's broker killed"),
-    ("kafka-acks1", "Kafka", "acks=1, then an unclean election",
-     "follower, then leader killed"),
-    ("rabbitmq", "RabbitMQ", "quorum queue + publisher confirms", "leader's node killed"),
-    ("rabbitmq-classic", "RabbitMQ", "classic queue + confirms", "its node killed"),
-    ("redis", "Redis", "async replication + Sentinel", "primary killed"),
-    ("redis-wait", "Redis", "only writes WAIT confirmed on a replica", "primary killed"),
-    ("redis-unreplicated", "Redis", "writes acknowledged, WAIT said 0 replicas",
-     "replicas, then primary killed"),
-)
-
-
-def comparison_rows(measurements: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per measured setting, in a fixed order (missing measurements are skipped).
-
-    Each measurement holds `acknowledged` and `lost` (None: not checked); `unreachable`,
-    `duplicates`, `outage`, `fault` and `source` are optional. Taught in 04.06.
-    """
-    rows = []
-    for key, broker, setting, fault in _ROWS:
-        m = measurements.get(key)
-        if not m:
-            continue
-        lost = m.get("lost")
-        rows.append({
-            "key": key, "broker": broker, "setting": setting, "fault": m.get("fault", fault),
-            "acknowledged": int(m["acknowledged"]),
-            "lost": "not checked" if lost is None else int(lost),
-            "unreachable during the fault": m.get("unreachable", 0),
-            "duplicates": m.get("duplicates", "-"),
-            "producer paused (s)": m.get("outage", "-"),
-            "measured in": m.get("source", "-"),
-        })
-    return rows
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]],
-                   columns: Sequence[str] = COMPARISON_COLUMNS) -> str:
-    """Rows as a Markdown table (for IPython.display.Markdown).
-
-    >>> print(markdown_table([{"a": 1, "b": "x"}], ["a", "b"]))
-    | a | b |
-    |---|---|
-    | 1 | x |
-    """
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-    return "\n".join(lines)
 
 
 # ====================================================================== leftovers, cleanup
@@ -1396,40 +1096,3 @@ def cleanup(run: Run, *brokers: str, timeout: float = 90.0, echo: Echo = print
         time.sleep(1.0)
     return {"restarted": restarted, "deleted": deleted, "whole": whole,
             "leftovers": {k: v for k, v in remaining.items() if v}}
-
-
-# ====================================================================== memory (report)
-
-
-def rss_kb(status_text: str) -> int:
-    """VmRSS in kB from the text of /proc/<pid>/status (0 when absent).
-
-    >>> rss_kb("Name:\\tjava\\nVmRSS:\\t  228116 kB\\n")
-    228116
-    """
-    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status_text, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def cluster_memory_mb(settings: Settings | None = None) -> dict[str, float]:
-    """Resident memory (MB) of each broker's natively started cluster nodes, by broker.
-
-    Sums every process whose working directory lies in a node's state folder (the
-    launcher starts each node there), so helper processes count too.
-    """
-    settings = settings or get_settings()
-    roots = {n.name: (n.broker, str(n.paths(settings).root)) for n in cluster.nodes()}
-    totals: dict[str, float] = {b: 0.0 for b in BROKERS}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(proc / "cwd")
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        for broker, root in roots.values():
-            if cwd == root or cwd.startswith(root + os.sep):
-                totals[broker] += rss_kb(status) / 1024
-                break
-    return {b: round(v, 1) for b, v in totals.items()}
