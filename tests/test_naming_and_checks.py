@@ -49,3 +49,16 @@ def test_wait_for_and_settle() -> None:
     assert wait_for(lambda: 1, 2, timeout=0.2) == 1
     assert time.monotonic() - t0 < 1
     assert settle(lambda: 7, quiet=0.2, timeout=2) == 7
+
+
+def test_settle_waits_for_a_count_to_stop_changing() -> None:
+    started = time.monotonic()
+
+    def growing() -> int:  # grows for 0.4 s, then stays at its last value
+        return min(int((time.monotonic() - started) * 10), 4)
+
+    assert settle(growing, quiet=0.3, timeout=5) == 4
+    assert time.monotonic() - started < 2
+    t0 = time.monotonic()
+    settle(lambda: time.monotonic(), quiet=0.5, timeout=0.4)  # never quiet: gives up in time
+    assert time.monotonic() - t0 < 1

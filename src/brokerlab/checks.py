@@ -47,14 +47,14 @@ def settle(measure: Callable[[], T], quiet: float = 1.0, timeout: float = 15.0) 
 
     For counts that should *stop* at some value: e.g. nothing more arrives.
     """
-    deadline = time.monotonic() + timeout
-    value = measure()
-    stable_since = time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(min(0.1, quiet))
+    last = [measure()]
+    stable_since = [time.monotonic()]
+
+    def quiet_long_enough() -> bool:
         new = measure()
-        if new != value:
-            value, stable_since = new, time.monotonic()
-        elif time.monotonic() - stable_since >= quiet:
-            break
-    return value
+        if new != last[0]:
+            last[0], stable_since[0] = new, time.monotonic()
+        return time.monotonic() - stable_since[0] >= quiet
+
+    wait_until(quiet_long_enough, timeout, interval=min(0.1, quiet))
+    return last[0]
