@@ -226,8 +226,10 @@ def down_message(broker: str, error: BaseException, settings: Settings) -> str:
     """What a learner reads when `broker` died: which broker, its URL, the tail of its log
     (when the course's launcher runs it) and how to start it again."""
     detail = str(error).strip() or "no details"
+    if not detail.startswith(type(error).__name__):  # kafka-python's errors name themselves
+        detail = f"{type(error).__name__}: {detail}"
     lines = [f"{NAMES[broker]} stopped answering at {settings.display_url(broker)} "
-             f"({type(error).__name__}: {detail})."]
+             f"({detail})."]
     log = launcher_log(broker, settings)
     tail = log_tail(log)
     if tail:
