@@ -21,9 +21,8 @@ Each name's docstring says which lesson teaches it:
       read_topic, elect_preferred, elect_unclean
     (04.03's RabbitMQ views: brokerlab.rabbitmq;       04.03 quorum queues
       its pika clients are written in the lesson)
-    sentinel, primary, primary_node, replica_nodes,    04.04 Sentinel failover, 04.05 what
-      redis_sentinel_writer, wait_new_primary,         asynchronous replication can lose
-      shorten_failover_timeout
+    (04.04-04.05's Redis views: brokerlab.redis;        04.04 Sentinel failover, 04.05 what
+      their redis-py clients are written in the lesson) asynchronous replication can lose
     record_measurement, load_measurements,             04.06 the comparison table (from
       comparison_rows, markdown_table,                 brokerlab.ledger, re-exported)
       cluster_memory_mb
@@ -73,34 +72,18 @@ from brokerlab.ledger import (
     wait_done,
 )
 from brokerlab.naming import Run
-from brokerlab.redis import (
-    primary,
-    primary_node,
-    redis_values,
-    sentinel,
-    sentinel_option,
-    shorten_failover_timeout,
-    translate_address,
-    wait_new_primary,
-)
 from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Worker
 
 __all__ = [
-    "ClusterUnavailable", "Ledger", "PartitionState", "Tally", "TrackedWorker",
-    "cleanup", "cluster_memory_mb", "cluster_whole",
-    "comparison_rows", "create_topic", "down_nodes",
+    "ClusterUnavailable", "Ledger", "PartitionState", "Tally", "TrackedWorker", "cleanup",
+    "cluster_memory_mb", "cluster_whole", "comparison_rows", "create_topic", "down_nodes",
     "elect_preferred", "elect_unclean", "kafka_admin_call", "kafka_node_name",
-    "kafka_producer_worker", "kafka_settings", "kill_node",
-    "leftovers", "load_measurements", "longest_gap",
-    "markdown_table", "measurements_path", "node_answers",
-    "node_names", "partition_table", "partitions", "primary", "primary_node",
-    "rabbit_node_name", "read_topic",
-    "record_measurement", "redis_sentinel_writer",
-    "redis_values", "require_cluster",
-    "rss_kb", "sentinel", "sentinel_option", "shorten_failover_timeout",
-    "start_lesson", "start_node", "tally", "topic_config", "topic_config_source",
-    "translate_address", "wait_done", "wait_new_primary", "wait_partitions",
+    "kafka_producer_worker", "kafka_settings", "kill_node", "leftovers", "load_measurements",
+    "longest_gap", "markdown_table", "measurements_path", "node_answers", "node_names",
+    "partition_table", "partitions", "rabbit_node_name", "read_topic", "record_measurement",
+    "require_cluster", "rss_kb", "start_lesson", "start_node", "tally", "topic_config",
+    "topic_config_source", "wait_done", "wait_partitions",
 ]
 
 T = TypeVar("T")
@@ -293,54 +276,3 @@ def kafka_producer_worker(name: str, topic: str, count: int, *, label: str = "m"
 
     worker = TrackedWorker(name, body)
     return worker.start() if start else worker
-
-
-# ==================================================== Redis writer (04.06 reuses it)
-
-
-def redis_sentinel_writer(name: str, key: str, count: int, *, label: str = "w",
-                          rate: float = 200.0, wait_replicas: int = 1, wait_ms: int = 100,
-                          settings: Settings | None = None, start: bool = True
-                          ) -> TrackedWorker:
-    """RPUSH `count` values onto `key` through the Sentinel-found primary, `rate` per
-    second. Taught in 04.04.
-
-    A value is acknowledged when RPUSH returned; with `wait_replicas` > 0 each write is
-    followed by WAIT (bounded by `wait_ms`) and counts as confirmed when that many
-    replicas have it. A failed write is retried with the same value (an RPUSH whose
-    reply was lost may then appear twice).
-    """
-    from redis.exceptions import RedisError
-
-    settings = settings or get_settings()
-
-    def body(w: Worker) -> None:
-        ledger = worker.ledger
-        client = primary(settings, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            i = 0
-            due = time.monotonic()
-            while i < count and _pace(w, due):
-                value = f"{label}-{i}"
-                try:
-                    client.rpush(key, value)
-                except RedisError as exc:  # no primary right now, or it just went
-                    ledger.error(exc)
-                    time.sleep(0.05)
-                    continue
-                ledger.ack(value)
-                if wait_replicas:
-                    try:
-                        if client.wait(wait_replicas, wait_ms) >= wait_replicas:
-                            ledger.confirmed.append(value)
-                    except RedisError as exc:
-                        ledger.error(exc)
-                i += 1
-                due += 1.0 / rate if rate > 0 else 0.0
-        finally:
-            client.close()
-            ledger.done = True
-
-    worker = TrackedWorker(name, body)
-    return worker.start() if start else worker
-
