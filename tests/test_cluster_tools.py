@@ -147,23 +147,6 @@ def test_a_node_without_a_pid_file_is_not_managed(settings: Settings) -> None:
     assert ct.launcher_runs("redis", settings) is False
 
 
-def test_management_url_is_the_amqp_port_plus_10000() -> None:
-    assert ct.management_url("amqp://guest:guest@127.0.0.1:5673/%2F") == "http://127.0.0.1:15673"
-    assert ct.management_url("amqp://u:p@rabbit-1/%2F") == "http://rabbit-1:15672"
-    assert ct.management_url("amqps://u:p@mq.example.org/vh") == "https://mq.example.org:15671"
-
-
-def test_rabbitmq_parameters_order_first_and_only() -> None:
-    s = Settings()
-    ports = [p.port for p in ct.rabbitmq_parameters(s)]
-    assert ports == [5673, 5674, 5675]
-    assert [p.port for p in ct.rabbitmq_parameters(s, first="rabbit-2")] == [5674, 5673, 5675]
-    assert [p.port for p in ct.rabbitmq_parameters(s, only="rabbit-3")] == [5675]
-    params = ct.rabbitmq_parameters(s, timeout=1.5, name="me")[0]
-    assert params.connection_attempts == 1 and params.socket_timeout == 1.5
-    assert params.client_properties == {"connection_name": "me"}
-
-
 def test_translate_address_keeps_resolvable_hosts() -> None:
     def resolvable(host: str) -> bool:
         return host == "redis-primary"
@@ -249,27 +232,3 @@ def test_rss_kb() -> None:
     assert ct.rss_kb("Name:\tredis\nVmRSS:\t   12712 kB\nVmSwap:\t0 kB\n") == 12712
     assert ct.rss_kb("Name:\tzombie\n") == 0
 
-
-def test_confirm_watchdog_shuts_down_a_socket_stuck_waiting(monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
-    import socket
-    import threading
-    from types import SimpleNamespace
-
-    monkeypatch.setattr(ct, "PUBLISH_TIMEOUT", 0.2)
-    ours, broker = socket.socketpair()
-    connection = SimpleNamespace(_impl=SimpleNamespace(_transport=SimpleNamespace(_sock=ours)))
-    worker = ct.TrackedWorker("test-watchdog", lambda w: None)
-    waiting = {"since": time.monotonic() - 1.0, "connection": connection}
-    thread = threading.Thread(target=ct._confirm_watchdog, args=(worker, waiting), daemon=True)
-    thread.start()
-    try:
-        broker.settimeout(3)
-        assert broker.recv(1) == b"", "the stuck connection's socket should be shut down"
-        assert waiting["since"] is None
-    finally:
-        worker.ledger.done = True
-        thread.join(2)
-        ours.close()
-        broker.close()
-    assert not thread.is_alive(), "the watchdog ends with its worker"
