@@ -22,7 +22,7 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice test-external test-next binder-smoke browser-test screenshot measure clean-state
+	lint unit labs nav strip notebooks notebooks-twice test-external test-next binder-check binder-smoke browser-test screenshot measure clean-state
 
 help:
 	@sed -n '1,6p' Makefile
@@ -181,6 +181,18 @@ test-next: install-python
 	else status=1; fi; \
 	$(NEXT) stop || status=1; \
 	$(NATIVE) start redis rabbitmq || status=1; \
+	exit $$status
+
+# mybinder.org simulated: uid 1000, a 2 GiB / 1 CPU cgroup, binder/requirements.txt and
+# postBuild as that user, binder/start must hand over to JupyterLab within 30 s, then every
+# notebook inside those limits; reports peak memory (artifacts/binder-check.json). Needs
+# root; the native brokers step aside first (same ports) and come back after.
+binder-check: install-python
+	$(PY) -m brokerlab.backstage cluster stop
+	$(PY) -m brokerlab.backstage stop
+	status=0; sudo_=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$sudo_ $(PY) tools/binder_check.py || status=1; \
+	$(PY) -m brokerlab.backstage start || status=1; \
 	exit $$status
 
 # The control panels in a real browser: Debian's chromium driven by Playwright (< 3 min).

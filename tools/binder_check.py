@@ -45,7 +45,17 @@ CGROUP_NAME = "brokerlab-binder"
 MEMORY_LIMIT = 2 * 1024**3
 MEMORY_BUDGET = int(1.8 * 1024**3)  # what the course may use of Binder's 2 GiB
 LAUNCH_LIMIT = 30.0                 # seconds until JupyterLab answers (Binder's spawn timeout)
-HARNESS = ("nbval==0.11.0", "pytest==9.2.0")
+HARNESS_TOOLS = ("nbval", "nbclient", "nbformat", "pytest", "pytest-timeout")
+
+
+def harness_pins() -> list[str]:
+    """The test harness (not part of Binder's image), pinned as in requirements-dev.txt."""
+    pins = []
+    for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
+        name = line.split("==")[0].strip()
+        if "==" in line and name in HARNESS_TOOLS:
+            pins.append(line.strip())
+    return pins
 
 
 class Cgroup:
@@ -290,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         binder.run([args.python, "-m", "venv", str(binder.venv)], "build.log", 120)
         binder.run([f"{binder.venv}/bin/pip", "install", "-q", "-r", "binder/requirements.txt",
-                    *HARNESS], "build.log", 900)
+                    *harness_pins()], "build.log", 900)
         binder.run(["bash", "binder/postBuild"], "build.log", 900)
         report["build_seconds"] = round(time.monotonic() - started, 1)
         print(f"binder-check: environment and postBuild in {report['build_seconds']} s")
@@ -333,12 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(summary))
     finally:
         if lab is not None:
-            stop = binder.popen([f"{binder.venv}/bin/python", "-m", "brokerlab.backstage",
-                                 "stop"], "stop.log")
-            try:
-                stop.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                pass
+            for verb in (["cluster", "stop"], ["stop"]):
+                stop = binder.popen([f"{binder.venv}/bin/python", "-m", "brokerlab.backstage",
+                                     *verb], "stop.log")
+                try:
+                    stop.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    pass
         cgroup.close()
         out = ROOT / "artifacts" / "binder-check.json"
         out.parent.mkdir(exist_ok=True)

@@ -13,10 +13,11 @@ Taught in 00.01 (the live status) and used by every notebook's setup cell.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,13 @@ def require(*brokers: str, settings: Settings | None = None, timeout: float = 4.
             ) -> list[BrokerStatus]:
     """Fail fast, with what to do, unless every named broker answers a round trip."""
     settings = settings or get_settings()
-    results = [check(b, settings, timeout=timeout) for b in (brokers or tuple(_CHECKS))]
+    wanted = brokers or tuple(_CHECKS)
+    results = [check(b, settings, timeout=timeout) for b in wanted]
     down = [r for r in results if not r.ok]
+    if down and background_start(settings) is not None:
+        await_background_start([r.broker for r in down], settings)
+        results = [check(b, settings, timeout=timeout) for b in wanted]
+        down = [r for r in results if not r.ok]
     if down:
         lines = [
             f"{NAMES[r.broker]} is not reachable at {r.address} ({r.detail}). "
@@ -168,6 +174,53 @@ def require(*brokers: str, settings: Settings | None = None, timeout: float = 4.
         ]
         raise BrokerUnavailable("\n".join(lines))
     return results
+
+
+STARTING_TIMEOUT = 300.0  # binder/start gives the launcher 300 s
+
+
+def background_start(settings: Settings) -> Path | None:
+    """The log of a start still running in the background (binder/start), or None.
+
+    binder/start writes `<state folder>/starting` (line 1: the start's pid, line 2: its
+    log) and removes it when the start ends, so the brokers come up while JupyterLab opens.
+    """
+    marker = settings.state_dir / "starting"
+    try:
+        pid_text, log_text = (marker.read_text().splitlines() + ["", ""])[:2]
+        os.kill(int(pid_text), 0)
+    except (OSError, ValueError):
+        return None  # no marker, or its start is gone (a marker left by a killed start)
+    return Path(log_text) if log_text else marker
+
+
+def await_background_start(brokers: Iterable[str], settings: Settings, *,
+                           timeout: float = STARTING_TIMEOUT,
+                           echo: Callable[[str], None] = print) -> bool:
+    """Wait, bounded, for a background start to bring `brokers` up; True if they answer.
+
+    The first setup cell a learner runs on Binder usually finds the brokers still starting:
+    it says so and waits instead of failing. When the start ends without a broker, the
+    caller's error names it; the start's log is shown here.
+    """
+    brokers = list(brokers)
+    log = background_start(settings)
+    if log is None:
+        return all(check(b, settings).ok for b in brokers)
+    echo(f"starting {', '.join(NAMES[b] for b in brokers)}… (the course's brokers start in "
+         f"the background when this machine starts; waiting up to {timeout:.0f} s)")
+    started = time.monotonic()
+    up = wait_until(lambda: all(check(b, settings, timeout=2.0).ok for b in brokers)
+                    or background_start(settings) is None, timeout=timeout, interval=1.0)
+    ready = up and all(check(b, settings).ok for b in brokers)
+    if ready:
+        echo(f"ready after {time.monotonic() - started:.0f} s")
+    else:
+        tail = log_tail(log)
+        if tail:
+            echo(f"the background start did not bring every broker up; its log ({log}):\n"
+                 + "\n".join("    " + line for line in tail.splitlines()))
+    return ready
 
 
 def status_table(brokers: Iterable[str] = ("rabbitmq", "redis", "kafka"),
