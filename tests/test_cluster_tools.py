@@ -147,16 +147,6 @@ def test_a_node_without_a_pid_file_is_not_managed(settings: Settings) -> None:
     assert ct.launcher_runs("redis", settings) is False
 
 
-def test_translate_address_keeps_resolvable_hosts() -> None:
-    def resolvable(host: str) -> bool:
-        return host == "redis-primary"
-
-    assert ct.translate_address("redis-primary", 6380, resolvable=resolvable,
-                                fallback_host="127.0.0.1") == ("redis-primary", 6380)
-    assert ct.translate_address("redis-replica-2", 6382, resolvable=resolvable,
-                                fallback_host="127.0.0.1") == ("127.0.0.1", 6382)
-
-
 def test_kafka_settings_point_the_clients_at_the_cluster() -> None:
     s = Settings(kafka_cluster_bootstrap_servers=("a:1", "b:2"))
     assert ct.kafka_settings(s).kafka_bootstrap_servers == ("a:1", "b:2")
