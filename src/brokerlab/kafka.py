@@ -1,32 +1,17 @@
 """Kafka read-only views, written once: what the broker says about topics and groups.
 
-Lessons write kafka-python themselves: `KafkaProducer(acks=..., ...)`, a `KafkaConsumer`
-poll loop with `commit()` where it belongs, a `ConsumerRebalanceListener`, transactions.
-This module only *reads* (partitions, offsets, commits, lag, group members, topic
-settings), plus the plumbing every Kafka notebook shares: filling and reading a topic
-once a lesson has shown how, and cleanup. Lessons, the control panel and cleanup all
-call the same functions:
+Lessons write kafka-python themselves (`KafkaProducer(acks=...)`, a `KafkaConsumer` poll
+loop with `commit()` where it belongs, a `ConsumerRebalanceListener`, transactions).
+This module reads (partitions with ISR and ELR, offsets, commits, lag, group members,
+topic settings) and carries the plumbing every Kafka notebook shares: filling and
+reading a topic once 03.01 has shown how, simulating a silent crash, and cleanup.
+Lessons, the control panel and cleanup call the same functions:
 
     from brokerlab import kafka as kfk      # kafka-python itself stays `kafka`
 
-    partition_for_key                            03.01 the Java/kafka-python partitioner
-    create_topic, send_all, read_all, Rec        plumbing after 03.01 showed the admin
-                                                 client, producer.send() and a poll loop
-    partitions, PartitionState, partition_table, 03.01; 04.01-04.02 leaders, ISR, ELR
-      wait_partitions
-    end_offsets, begin_offsets, committed,       03.02-03.04 offsets, commits, lag
-      group_lag
-    group_members, GroupView, is_balanced,       03.02 who reads what (and the panel)
-      wait_balanced
-    topic_config, topic_config_source            03.04, 04.01 effective topic settings
-    cluster_settings, node_name, admin_call,     module 04: the three-broker cluster
-      admin_at, elect_preferred, elect_unclean
-    abandon                                      03.02/03.03 a consumer dies in silence
-    set_broker_config, restore_broker_configs,   the last cell of every Kafka notebook
-      evict_members, cleanup
-
-Every function takes `settings` and talks to `settings.kafka_bootstrap_servers`; module
-04 passes `cluster_settings(run.settings)`. Every wait is bounded (brokerlab.checks).
+Each function's docstring names the lesson that teaches it. Every function takes
+`settings` and talks to `settings.kafka_bootstrap_servers`; module 04 passes
+`cluster_settings(run.settings)`. Every wait is bounded (brokerlab.checks.wait_until).
 """
 
 from __future__ import annotations
@@ -127,14 +112,10 @@ def _retriable(exc: BaseException) -> bool:
 
 def admin_call(call: Callable[[Any], T], settings: Settings | None = None, *,
                timeout: float = 15.0) -> T:
-    """`call(admin)`, retried (bounded) while Kafka answers "try again" or a broker is gone.
-
-    Right after a restart the group coordinator may still load its offsets and
-    partitions may have no leader; right after a kill the broker an admin client picked
-    may be the dead one. So each attempt goes through each reachable bootstrap server in
-    turn. Errors that another try cannot fix (LookupError, non-retriable Kafka errors)
-    are raised at once.
-    """
+    """`call(admin)`, retried (bounded) while Kafka says "try again" or a broker is gone
+    (a coordinator still loading after a restart, a dead broker after a kill): each try
+    goes through each reachable bootstrap server. LookupError and non-retriable Kafka
+    errors are raised at once."""
     settings = settings or get_settings()
     outcome: dict[str, Any] = {}
 
@@ -186,13 +167,9 @@ def create_topic(topic: str, partitions: int = 1, *, replication_factor: int = -
                  assignments: Mapping[int, Sequence[int]] | None = None,
                  configs: Mapping[str, object] | None = None,
                  settings: Settings | None = None, timeout: float = 30.0) -> str:
-    """Create `topic` (a name from `run.topic(...)`) and wait until every partition has a
-    leader; return its name. 03.01 shows the admin client's `create_topics` itself.
-
-    `replication_factor` -1 takes the cluster's default; `assignments` ({partition:
-    [broker ids]}, the first is the preferred leader) pins replicas (04.02). A topic that
-    already exists (a cell run twice) is kept as it is.
-    """
+    """Create `topic` (from `run.topic(...)`), wait until each partition has a leader,
+    return its name; 03.01 shows `create_topics` itself. replication_factor -1: the
+    cluster's default; `assignments` {partition: [broker ids]} pins replicas (04.02)."""
     spec: dict[str, Any] = {"configs": {k: str(v) for k, v in (configs or {}).items()}}
     if assignments:
         spec["assignments"] = {int(p): list(r) for p, r in assignments.items()}
@@ -221,12 +198,9 @@ def _split(item: Any) -> tuple[str | bytes | None, str | bytes | None, int | Non
 
 def send_all(topic: str, items: Iterable[Any], *, settings: Settings | None = None,
              timeout: float = 10.0, **producer_config: Any) -> list[Rec]:
-    """Send each item, wait for every acknowledgement, return where each record went.
-
-    Plumbing for filling a topic once 03.01 has shown `producer.send(...).get()`. An
-    item is a value, a (key, value) pair, or (key, value, timestamp_ms); text is sent as
-    UTF-8, a value None is a tombstone. Raises if any send fails.
-    """
+    """Send each item (a value, (key, value) or (key, value, timestamp_ms); None value: a
+    tombstone), wait for every acknowledgement, return where each went. Plumbing once
+    03.01 has shown `producer.send(...).get()`; raises if any send fails."""
     producer = kafka_producer(settings, timeout=timeout, **producer_config)
     try:
         pending = []
@@ -248,11 +222,8 @@ def send_all(topic: str, items: Iterable[Any], *, settings: Settings | None = No
 
 def read_all(topic: str, *, settings: Settings | None = None, timeout: float = 15.0,
              isolation_level: str = "read_uncommitted") -> list[Rec]:
-    """Every record now in `topic`, from the beginning up to the end seen at the start.
-
-    Plumbing after 03.01 showed `assign`, `seek_to_beginning` and a bounded poll loop.
-    No group, nothing committed; records sorted by partition, then offset (log order).
-    """
+    """Every record now in `topic`, in log order, without a group (bounded). Plumbing
+    after 03.01 showed `assign`, `seek_to_beginning` and a bounded poll loop."""
     consumer = kafka_consumer(settings=settings, timeout=timeout, enable_auto_commit=False,
                               isolation_level=isolation_level, fetch_max_wait_ms=100)
     records: list[Rec] = []
@@ -415,12 +386,8 @@ class GroupView:
 
 def group_members(group: str, settings: Settings | None = None, *, admin: Any = None
                   ) -> GroupView:
-    """Ask the group coordinator who is in `group` and which partitions each one reads.
-
-    Members are named by their client_id (the lessons set it to the worker's name).
-    States: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead. Pass `admin`
-    to reuse a client (the control panel asks several times a second).
-    """
+    """Who is in `group` (by client_id) and which partitions each reads, per the
+    coordinator (03.02). Pass `admin` to reuse a client (the panel asks often)."""
     if admin is None:
         found = admin_call(lambda a: a.describe_groups([group]), settings)[group]
     else:
@@ -446,12 +413,8 @@ def is_balanced(assignment: Mapping[str, Iterable[int]], partitions: int) -> boo
 def wait_balanced(group: str, partitions: int, *, members: Iterable[str] | None = None,
                   timeout: float = 20.0, settings: Settings | None = None
                   ) -> dict[str, list[int]]:
-    """Wait (bounded) until the group settles; return its assignment by member (03.02).
-
-    Settled: the coordinator says Stable, every partition has exactly one reader, and,
-    if `members` (client ids) are given, the group's members are exactly those. Returns
-    the last assignment seen, also on timeout: the check cell says what is wrong.
-    """
+    """Wait (bounded) until `group` is Stable, each partition read once and, if given,
+    its members are `members` (client ids); return the last assignment seen (03.02)."""
     expected = None if members is None else set(members)
     last: dict[str, list[int]] = {}
 
@@ -578,12 +541,8 @@ def restore_broker_configs(settings: Settings | None = None) -> list[str]:
 
 
 def evict_members(run: Run, settings: Settings | None = None) -> int:
-    """Remove members still listed in this run's groups; return how many (cleanup).
-
-    Only a consumer that died without leaving (a crash demo) is still listed once the
-    run's workers are stopped; the broker would keep it for its session timeout, and a
-    group with members cannot be deleted.
-    """
+    """Remove members still in this run's groups (consumers that died without leaving,
+    kept until their session times out); return how many (cleanup)."""
     if not run.groups:
         return 0
 
@@ -602,16 +561,10 @@ def evict_members(run: Run, settings: Settings | None = None) -> int:
 
 
 def cleanup(run: Run, settings: Settings | None = None) -> dict[str, int]:
-    """The last cell of every module 03 notebook: `bl.cleanup(run)` plus three Kafka steps.
-
-    1. Members that crashed without leaving are removed (`evict_members`), or their
-       group could not be deleted for another session timeout.
-    2. Broker settings changed with `set_broker_config` are restored.
-    3. `bl.cleanup` deletes, then looks again, bounded, and deletes what came back
-       (kafka-python 3.0.12 asks for metadata with auto-creation on).
-
-    Raises RuntimeError, naming them, if topics or groups of this run remain.
-    """
+    """The last cell of every module 03 notebook: evict members that crashed without
+    leaving (else their group cannot be deleted), restore broker settings, then
+    `bl.cleanup` (which re-deletes topics that come back). Raises, naming them, if
+    topics or groups of this run remain."""
     settings = settings or run.settings
     stop_all(prefix=run.prefix)
     evicted = evict_members(run, settings)
