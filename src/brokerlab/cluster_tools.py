@@ -10,11 +10,9 @@ The module 04 lessons import this as `ct` next to brokerlab:
 
 Each name's docstring says which lesson teaches it:
 
-    start_lesson, require_cluster, cluster_whole,      every 04 notebook's setup and last cell
-      cleanup, leftovers, restart_down_nodes
-    kill_node, start_node, is_managed_node,            faults, injected by the course's
-      compose_command, node_answers                    launcher (under docker compose the
-                                                       lesson says what to run, and waits)
+    start_lesson, cleanup, leftovers                   every 04 notebook's setup and last cell
+    (node kills and whole clusters: brokerlab.faults;  faults made by a command template, the
+      the cluster cleanup: brokerlab.cleanup)          course's launcher, or the learner
     Ledger, TrackedWorker, Tally, tally, longest_gap   counting promises (04.01-04.06)
     (04.01-04.02's Kafka views: brokerlab.kafka;       04.01 replication, leaders, ISR;
       their kafka-python clients are in the lesson)    04.02 what acks=1 can lose
@@ -46,16 +44,7 @@ from brokerlab import cluster
 from brokerlab import kafka as kfk
 from brokerlab.cleanup import cluster_cleanup as cleanup
 from brokerlab.cleanup import cluster_leftovers as leftovers
-from brokerlab.faults import (
-    ClusterUnavailable,
-    cluster_whole,
-    down_nodes,
-    kill_node,
-    node_answers,
-    node_names,
-    require_cluster,
-    start_node,
-)
+from brokerlab.faults import node_names, require_cluster
 from brokerlab.ledger import (
     Ledger,
     Tally,
@@ -75,12 +64,12 @@ from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Worker
 
 __all__ = [
-    "ClusterUnavailable", "Ledger", "PartitionState", "Tally", "TrackedWorker", "cleanup",
-    "cluster_memory_mb", "cluster_whole", "comparison_rows", "down_nodes", "kafka_node_name",
-    "kafka_settings", "kill_node", "leftovers", "load_measurements", "longest_gap",
-    "markdown_table", "measurements_path", "node_answers", "node_names", "partition_table",
+    "Ledger", "PartitionState", "Tally", "TrackedWorker", "cleanup",
+    "cluster_memory_mb", "comparison_rows", "kafka_node_name",
+    "kafka_settings", "leftovers", "load_measurements", "longest_gap",
+    "markdown_table", "measurements_path", "node_names", "partition_table",
     "rabbit_node_name", "record_measurement", "require_cluster", "rss_kb", "start_lesson",
-    "start_node", "tally", "wait_done",
+    "tally", "wait_done",
 ]
 
 T = TypeVar("T")
