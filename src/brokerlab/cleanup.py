@@ -25,9 +25,6 @@ from brokerlab.workers import stop_all
 
 BROKERS = ("rabbitmq", "redis", "kafka")
 
-# Kept for callers of the old name; the one implementation is brokerlab.rabbitmq.vhost.
-rabbitmq_vhost = vhost
-
 
 def rabbitmq_queues(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every queue of the course's vhost from the management API (name, messages, ...)."""
