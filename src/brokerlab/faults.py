@@ -544,6 +544,58 @@ def cluster_addresses(broker: str, settings: Settings) -> str:
     return ",".join(settings.redis_sentinels) + f" (master {settings.redis_sentinel_master!r})"
 
 
+SMALL_MACHINE = 3 * 1024**3  # bytes: below this, only the clusters a lesson needs run
+
+
+def memory_limit() -> int | None:
+    """The memory this process's cgroup may use (Binder: 2 GiB), or None when unlimited."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            return int(text)
+    own = "/proc/self/cgroup"
+    try:  # a nested cgroup (the Binder simulation): v1 "N:memory:/name", v2 "0::/name"
+        for line in open(own).read().splitlines():
+            _, controllers, where = line.split(":", 2)
+            base = ("/sys/fs/cgroup/memory" if "memory" in controllers.split(",")
+                    else "/sys/fs/cgroup" if not controllers else None)
+            if base and where != "/":
+                name = "memory.limit_in_bytes" if base.endswith("memory") else "memory.max"
+                text = open(f"{base}{where}/{name}").read().strip()
+                if text.isdigit() and int(text) < 2**60:
+                    return int(text)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def start_cluster(broker: str, *, keep: Sequence[str] = (), settings: Settings | None = None,
+                  echo: Echo = print) -> None:
+    """Start `broker`'s three-node cluster through the course's launcher (module 04 on a
+    machine where the launcher runs the brokers, such as Binder: no terminal needed).
+
+    On a small machine (under 3 GiB, like Binder's 2 GiB) the launcher's other clusters
+    that this lesson does not need (`keep`) are stopped first, so memory stays in bounds.
+    """
+    settings = settings or get_settings()
+    limit = memory_limit()
+    if limit is not None and limit < SMALL_MACHINE:
+        others = [b for b in BROKERS if b not in keep and b != broker
+                  and not all(n in down_nodes(b, settings) for n in node_names(b, settings))]
+        if others:
+            echo(f"this machine has {limit / 2**30:.1f} GiB of memory: stopping the "
+                 f"{', '.join(others)} cluster(s) this lesson does not need")
+            run_command([*LAUNCHER, "cluster", "stop", *others], settings)
+    echo(f"starting the {NAMES[broker]} cluster (three nodes; this takes about half a "
+         "minute) ...")
+    started = time.monotonic()
+    run_command([*LAUNCHER, "cluster", "start", broker], settings)
+    echo(f"the {NAMES[broker]} cluster started in {time.monotonic() - started:.0f} s")
+
+
 def require_cluster(*brokers: str, settings: Settings | None = None, heal: bool = True,
                     echo: Echo = print) -> None:
     """Fail fast, with what to run, unless each named cluster answers; heal a partial one.
@@ -556,6 +608,10 @@ def require_cluster(*brokers: str, settings: Settings | None = None, heal: bool 
     problems = []
     for broker in brokers:
         down = down_nodes(broker, settings)
+        if (len(down) == len(node_names(broker, settings)) and heal
+                and launcher_runs(broker, settings)):
+            start_cluster(broker, keep=brokers, settings=settings, echo=echo)
+            down = down_nodes(broker, settings)
         if len(down) == len(node_names(broker, settings)):
             problems.append(f"the {broker} cluster does not answer at "
                             f"{cluster_addresses(broker, settings)}")
