@@ -92,7 +92,7 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
-test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test
+test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
 
 # Pinned linters for the CI and compose files: actionlint from the Go module proxy (built
@@ -169,7 +169,7 @@ endif
 # after, whatever happened; Kafka stays the native one. Lessons restart brokers through
 # BROKERLAB_RESTART_COMMAND, i.e. tools/next_generation.py restart.
 NEXT := $(PY) tools/next_generation.py
-NATIVE := $(PY) -m $(if $(wildcard src/brokerlab/backstage/__main__.py),brokerlab.backstage,brokerlab.local)
+NATIVE := $(PY) -m brokerlab.backstage
 NEXT_RESTART := cd $(CURDIR) && $(abspath $(PY)) tools/next_generation.py restart {broker} --mode {mode}
 test-next: install-python
 	$(NEXT) build

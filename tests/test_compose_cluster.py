@@ -231,7 +231,7 @@ def test_rabbitmq_nodes_share_a_cookie_and_a_cluster_config(
 
 
 def test_rabbitmq_members_map_to_node_names(services: dict[str, dict[str, Any]]) -> None:
-    from brokerlab.cluster_tools import rabbit_node_name
+    from brokerlab.rabbitmq import cluster_node_name as rabbit_node_name
 
     for i in (1, 2, 3):
         assert rabbit_node_name(f"rabbit@{services[f'rabbit-{i}']['hostname']}") == f"rabbit-{i}"

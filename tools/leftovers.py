@@ -28,10 +28,10 @@ def main() -> int:
     settings = get_settings()
     first = replace(settings, kafka_bootstrap_servers=settings.kafka_cluster_bootstrap_servers[:1])
     if check("kafka", first, timeout=1.0).ok:  # the clusters run
-        from brokerlab import cluster_tools
+        from brokerlab.cleanup import cluster_leftovers
 
         found.update({f"cluster {kind}": names
-                      for kind, names in cluster_tools.leftovers(args.prefix).items() if names})
+                      for kind, names in cluster_leftovers(args.prefix).items() if names})
     problems = [f"{kind}: {', '.join(names)}" for kind, names in found.items()]
     launcher = [sys.executable, "-m", "brokerlab.backstage", "runs", "redis"]
     if subprocess.run(launcher, timeout=60).returncode == 0:  # the course's own Redis

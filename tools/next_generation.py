@@ -31,7 +31,6 @@ Needs root (debootstrap, chroot, mount): run it as root or in CI.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -139,12 +138,9 @@ def node_env(folder: Path, node: str, ports: tuple[int, ...]) -> dict[str, str]:
     options = {"watermark": "512MB", "schedulers": "+S 2:2 +A 8",
                "extra_conf": RABBITMQ_EXTRA_CONF}
     amqp, management, dist = ports
-    try:  # the launcher is moving from local.py to backstage/single.py
-        from brokerlab.backstage.single import rabbitmq_node_env
-    except ImportError:
-        from brokerlab.local import rabbitmq_node_env as old_node_env
+    # The launcher's own node environment, so both generations run the course's config.
+    from brokerlab.backstage.single import rabbitmq_node_env
 
-        return old_node_env(folder, node, amqp, management, dist, **options)
     return rabbitmq_node_env(folder, node, (amqp, management, dist), **options)
 
 
@@ -444,10 +440,8 @@ def restart(broker: str, settings: Settings | None = None, *, crash: bool = Fals
     """Stop and start keeping data; Kafka is the native launcher's (one command for all)."""
     settings = settings or get_settings()
     if broker == "kafka":
-        backstage = importlib.util.find_spec("brokerlab.backstage.__main__")
-        launcher = "brokerlab.backstage" if backstage else "brokerlab.local"
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", launcher, "restart", "kafka",
+        subprocess.run([sys.executable, "-m", "brokerlab.backstage", "restart", "kafka",
                         *(["--crash"] if crash else [])], check=True, timeout=180)
         return time.monotonic() - started
     stop(broker, settings, crash=crash, echo=echo)
