@@ -38,7 +38,7 @@ def course(root: Path) -> Path:
         LESSON: notebook("01.01", new_code_cell("send()")),
         SOLUTION: notebook(
             "01.01",
-            new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"),
+            new_code_cell("### BEGIN SOLUTION\nx = redis_client.incr('k')\n### END SOLUTION"),
             new_code_cell("assert x == 1", metadata={"tags": ["check"]}),
         ),
         LAB: notebook(
@@ -226,3 +226,22 @@ def test_blocking_lookalikes_allowed(root: Path) -> None:
     problems = lint_notebooks.lint(root)
     # The string literal is still flagged: the lint is a regex, not a parser.
     assert_only(problems, LESSON, "cell 2, line 6: 'while True'")
+
+
+def test_a_solution_region_must_call_a_client_api(root: Path) -> None:
+    assert lint_notebooks.regions_without_client_calls(root) == set()
+
+    def choose_helper_arguments(nb: NotebookNode) -> None:
+        nb.cells[2].source = "### BEGIN SOLUTION\nx = max(1, 0)\n### END SOLUTION"
+
+    edit(root, SOLUTION, choose_helper_arguments)
+    cell_id = nbformat.read(root / SOLUTION, 4).cells[2].id
+    assert lint_notebooks.regions_without_client_calls(root) == {(Path(SOLUTION).name, cell_id)}
+    assert "calls no pika / redis-py / kafka-python API" in lint_notebooks.client_call_problems(
+        root)[0]
+
+
+def test_the_course_keeps_its_list_of_gaps_true() -> None:
+    """Every region calls a client API or is listed; a listed region that got fixed
+    must leave the list (so it only shrinks)."""
+    assert lint_notebooks.client_call_problems(lint_notebooks.ROOT) == []
