@@ -40,6 +40,8 @@ from brokerlab.clients import (
 )
 from brokerlab.health import (
     BrokerUnavailable,
+    await_background_start,
+    background_start,
     check,
     install_failure_handler,
     require,
@@ -82,6 +84,8 @@ def start_cluster_lesson(lesson: str, *brokers: str, settings: Settings | None =
 
     settings = settings or get_settings()
     started = time.monotonic()
+    if background_start(settings) is not None:  # Binder, just launched: let it finish first
+        await_background_start(("rabbitmq", "redis", "kafka"), settings, echo=echo)
     require_cluster(*brokers, settings=settings, echo=echo)
     install_failure_handler(settings)
     run = Run(lesson, settings, brokers=tuple(brokers))
