@@ -80,7 +80,7 @@ def start_cluster_lesson(lesson: str, *brokers: str, settings: Settings | None =
     """The setup cell of a module 04 notebook: the three-node clusters it names are whole
     (started first where the course's launcher runs the brokers, as on Binder), or it
     fails in seconds with what to run. Its last cell calls `cleanup_cluster(run)`."""
-    from brokerlab.faults import require_cluster
+    from brokerlab.clusters import require_cluster
 
     settings = settings or get_settings()
     started = time.monotonic()

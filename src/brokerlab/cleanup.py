@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from brokerlab import faults
+from brokerlab import clusters, faults
 from brokerlab.checks import wait_until
 from brokerlab.clients import kafka_admin, rabbitmq_connection, redis_at, redis_client
 from brokerlab.naming import Run
@@ -219,7 +219,7 @@ def cluster_cleanup(run: Run, *brokers: str, timeout: float = 90.0,
     chosen = brokers or BROKERS
     stop_all(prefix=run.prefix)
     restarted = faults.restore_nodes(*chosen, settings=settings, echo=echo)
-    whole = faults.cluster_whole(*chosen, settings=settings, timeout=timeout)
+    whole = clusters.cluster_whole(*chosen, settings=settings, timeout=timeout)
     deleted: dict[str, int] = {}
     remaining: dict[str, list[str]] = {}
 
