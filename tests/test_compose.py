@@ -3,7 +3,7 @@
 What they guard: brokers published on 127.0.0.1 only, healthchecks that JupyterLab waits for,
 durable data in named volumes, image versions that match what the lessons are written for
 (Kafka = the pom's version, Redis 7.0 = Debian 12's, RabbitMQ 4.x), and Kafka's two
-advertised listeners (pitfall 5: NoBrokersAvailable from a wrong advertised.listeners).
+advertised listeners (a wrong advertised.listeners is the classic "no brokers available").
 """
 
 from __future__ import annotations
