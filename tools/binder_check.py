@@ -20,6 +20,7 @@ installed already, as repo2docker installs them as root before anything else.
 
     sudo python tools/binder_check.py                 # the whole course
     sudo python tools/binder_check.py --only 00.01    # notebooks whose name contains 00.01
+    sudo python tools/binder_check.py --folders notebooks   # the lessons only (make test)
 
 The brokers it starts listen on the course's usual ports: stop the native ones first
 (`make stop`); `make binder-check` does.
@@ -272,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/brokerlab-binder"))
     parser.add_argument("--only", default="", help="run only notebooks whose name contains this")
+    parser.add_argument("--folders", nargs="+", default=["notebooks", "solutions"],
+                        help="which folders' notebooks to run (default: lessons and solutions)")
     parser.add_argument("--port", type=int, default=8899)
     parser.add_argument("--cell-timeout", type=int, default=240)
     parser.add_argument("--python", default="/usr/bin/python3",
@@ -324,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"binder-check: JupyterLab answered {answered:.1f} s after binder/start")
         open_kernels(base, token, 3)
 
-        targets = sorted(str(p.relative_to(binder.repo)) for folder in ("notebooks", "solutions")
+        targets = sorted(str(p.relative_to(binder.repo)) for folder in args.folders
                          for p in (binder.repo / folder).glob("*.ipynb") if args.only in p.name)
         started = time.monotonic()
         nbval = binder.popen([f"{binder.venv}/bin/python", "-m", "pytest", "-p",
