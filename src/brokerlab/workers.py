@@ -378,15 +378,24 @@ def _rabbitmq_consumer(w: Worker, queue: str, _group: str, prefetch: int,
         _close_pika(w, connection)
 
 
-def _redis_list_producer(w: Worker, key: str, _group: str, _prefetch: int,
-                         settings: Settings) -> None:
+def _redis_produce(w: Worker, settings: Settings, send: Callable[[Any, str], Any]) -> int:
+    """Send each generated message with `send(client, text)`; the number of sends that
+    returned 0 (for PUBLISH: nobody listened). The one loop of the Redis producers."""
     client = redis_connect(w.name, settings)
+    zeros = 0
     try:
         for text in _generated(w):
-            client.lpush(key, text)  # LPUSH here, BRPOP there: first in, first out
+            zeros += send(client, text) == 0
             w.counters.sent += 1
     finally:
         _close_redis(w, client)
+    return zeros
+
+
+def _redis_list_producer(w: Worker, key: str, _group: str, _prefetch: int,
+                         settings: Settings) -> None:
+    # LPUSH here, BRPOP there: first in, first out
+    _redis_produce(w, settings, lambda client, text: client.lpush(key, text))
 
 
 def _redis_list_consumer(w: Worker, key: str, _group: str, _prefetch: int,
@@ -405,15 +414,8 @@ def _redis_list_consumer(w: Worker, key: str, _group: str, _prefetch: int,
 
 def _redis_publisher(w: Worker, channel: str, _group: str, _prefetch: int,
                      settings: Settings) -> None:
-    client = redis_connect(w.name, settings)
-    unheard = 0
-    try:
-        for text in _generated(w):
-            unheard += client.publish(channel, text) == 0
-            w.counters.sent += 1
-    finally:
-        w.note(f"{unheard} of {w.counters.sent} reached no subscriber")
-        _close_redis(w, client)
+    unheard = _redis_produce(w, settings, lambda client, text: client.publish(channel, text))
+    w.note(f"{unheard} of {w.counters.sent} reached no subscriber")
 
 
 def _redis_subscriber(w: Worker, channel: str, _group: str, _prefetch: int,
@@ -437,13 +439,8 @@ def _redis_subscriber(w: Worker, channel: str, _group: str, _prefetch: int,
 
 def _redis_stream_producer(w: Worker, stream: str, _group: str, _prefetch: int,
                            settings: Settings) -> None:
-    client = redis_connect(w.name, settings)
-    try:
-        for text in _generated(w):
-            client.xadd(stream, {"body": text}, maxlen=100_000, approximate=True)
-            w.counters.sent += 1
-    finally:
-        _close_redis(w, client)
+    _redis_produce(w, settings, lambda client, text: client.xadd(
+        stream, {"body": text}, maxlen=100_000, approximate=True))
 
 
 def _redis_stream_consumer(w: Worker, stream: str, group: str, _prefetch: int,
