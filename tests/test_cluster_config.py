@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from brokerlab.backstage import clusters, single
 from brokerlab.settings import Settings
 
@@ -72,3 +74,31 @@ def test_single_node_ports_come_from_settings() -> None:
     assert single.rabbitmq_node(settings) == "rabbit5772@localhost"
     assert single.rabbitmq_node(Settings()) == "rabbit@localhost"
     assert single.rabbitmq_ports(Settings()) == (5672, 15672, 25672)
+
+
+def test_a_cluster_started_while_none_of_its_nodes_runs_starts_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RabbitMQ cluster killed uncleanly waits for the node that stopped last; a whole
+    start forgets the past run instead (and Sentinels forget their failovers)."""
+    settings = Settings(state_dir=tmp_path)
+    for n in clusters.nodes(settings=settings):
+        root = n.place(settings).root
+        (root / "mnesia").mkdir(parents=True)
+        (root / "data").mkdir()
+        (root / "redis.conf").write_text("sentinel monitor course 127.0.0.1 6381 2\n")
+    running: set[str] = {"rabbit-2"}
+    monkeypatch.setattr(clusters, "runs", lambda name, settings=None: name in running)
+    monkeypatch.setattr(clusters, "answers", lambda n, settings, timeout=2.0: False)
+    said: list[str] = []
+
+    clusters._forget_past_runs("rabbitmq", settings, said.append)  # rabbit-2 still runs
+    assert (tmp_path / "cluster" / "rabbit-1" / "mnesia").exists() and not said
+
+    running.clear()
+    clusters._forget_past_runs("rabbitmq", settings, said.append)
+    clusters._forget_past_runs("redis", settings, said.append)
+    for n in clusters.nodes(settings=settings):
+        left = sorted(p.name for p in n.place(settings).root.iterdir())
+        assert left == (["data", "mnesia", "redis.conf"] if n.broker == "kafka" else []), n
+    assert said == ["rabbitmq cluster: no node was running; starting it empty",
+                    "redis cluster: no node was running; starting it empty"]

@@ -15,12 +15,18 @@ Node addresses come from Settings (defaults in brackets):
 Same rules as the single brokers: everything runs as the current user under
 <state_dir>/cluster/<node>, a node that answers is reused, each wait is bounded, failures
 name the node's log, and stop touches only processes started here.
+
+A RabbitMQ or Redis cluster started while none of its nodes runs starts empty. A RabbitMQ
+cluster that went down uncleanly (a killed session, a power cut) would otherwise refuse to
+boot until the node that stopped last comes first, and Sentinels would remember a
+failover the lesson does not expect. Kafka's quorum recovers by itself and keeps its data.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -269,6 +275,8 @@ def start(broker: str, settings: Settings | None = None,
     if broker not in BROKERS:
         raise LauncherError(f"unknown broker {broker!r}; expected one of {', '.join(BROKERS)}")
     t0 = time.monotonic()
+    if broker != "kafka":
+        _forget_past_runs(broker, settings, echo)
     # Kafka: all three at once (the quorum needs a majority to elect). RabbitMQ: the first
     # node up, then the others join it. Redis: one by one (replicas need their primary).
     started = []
@@ -282,6 +290,21 @@ def start(broker: str, settings: Settings | None = None,
                        READY_TIMEOUT, [n.place(settings) for n in started])
     echo(f"{broker} cluster ready in {time.monotonic() - t0:.1f} s")
     return time.monotonic() - t0
+
+
+def _forget_past_runs(broker: str, settings: Settings, echo: Callable[[str], None]) -> None:
+    """Start a RabbitMQ or Redis cluster empty when none of its nodes runs (see above)."""
+    members = nodes(broker, settings)  # with Redis, its Sentinels too
+    if any(runs(n.name, settings) or answers(n, settings, 1.0) for n in members):
+        return
+    for n in members:
+        root = n.place(settings).root
+        for old in (root / "mnesia", root / "data", root / "redis.conf"):
+            if old.is_dir():
+                shutil.rmtree(old)
+            elif old.exists():
+                old.unlink()
+    echo(f"{broker} cluster: no node was running; starting it empty")
 
 
 def stop(broker: str, settings: Settings | None = None,
