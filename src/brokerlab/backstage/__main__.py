@@ -92,12 +92,12 @@ def _looks(args: argparse.Namespace, settings: Settings) -> int:
         print(single.fetch_kafka())
     elif args.command == "cluster":
         for n in clusters.status(settings, tuple(args.brokers or clusters.BROKERS)):
-            print(f"{n.name:16} {n.state:14} 127.0.0.1:{n.port:<6} log: {n.log}")
+            print(f"{n.name:16} {n.state:14} {n.address:16} log: {n.log}")
     elif args.json:
         print(json.dumps([{**asdict(r), "log": str(r.log)} for r in single.status(settings)]))
     else:
         for r in single.status(settings):
-            print(f"{r.broker:9} {r.state:19} {r.address:40} log: {r.log}")
+            print(f"{r.name:9} {r.state:19} {r.address:40} log: {r.log}")
     return 0
 
 

@@ -315,17 +315,8 @@ def stop(broker: str, settings: Settings | None = None,
         single.stop_idle_epmd()
 
 
-@dataclass(frozen=True)
-class NodeStatus:
-    name: str
-    state: str  # "up", "hung?", "up (not ours)", "down"
-    port: int
-    pid: int | None
-    log: str
-
-
 def status(settings: Settings | None = None,
-           brokers: tuple[str, ...] = BROKERS) -> list[NodeStatus]:
+           brokers: tuple[str, ...] = BROKERS) -> list[process.Status]:
     settings = settings or get_settings()
     rows = []
     for n in (n for n in nodes(settings=settings) if n.broker in brokers):
@@ -333,5 +324,5 @@ def status(settings: Settings | None = None,
         pid = process.managed_pid(where)
         up = answers(n, settings, 1.0)
         state = ("up" if up else "hung?") if pid else ("up (not ours)" if up else "down")
-        rows.append(NodeStatus(n.name, state, n.port, pid, str(where.log)))
+        rows.append(process.Status(n.name, state, f"127.0.0.1:{n.port}", pid, where.log))
     return rows

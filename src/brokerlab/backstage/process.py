@@ -59,6 +59,17 @@ class Place:
         return self.root / "broker.log"
 
 
+@dataclass(frozen=True)
+class Status:
+    """One line of `status`: a single broker or a cluster node."""
+
+    name: str
+    state: str  # e.g. "running (ours)", "stopped"; a node: "up", "hung?", "down"
+    address: str
+    pid: int | None
+    log: Path
+
+
 def port_of(address: str, default: int) -> int:
     """The port of a URL (amqp://h:5672/) or a host:port pair, else `default`."""
     return urlsplit(address if "://" in address else f"//{address}").port or default

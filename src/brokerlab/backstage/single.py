@@ -27,7 +27,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from brokerlab.backstage import process
@@ -390,16 +389,7 @@ def restart(broker: str, settings: Settings | None = None, *, crash: bool = Fals
     return time.monotonic() - started
 
 
-@dataclass(frozen=True)
-class Status:
-    broker: str
-    state: str  # "running (ours)", "running (not ours)", "starting or hung", "stopped"
-    address: str
-    pid: int | None
-    log: Path
-
-
-def status(settings: Settings | None = None) -> list[Status]:
+def status(settings: Settings | None = None) -> list[process.Status]:
     settings = settings or get_settings()
     rows = []
     for broker in BROKERS:
@@ -408,5 +398,5 @@ def status(settings: Settings | None = None) -> list[Status]:
         ok = check(broker, settings, timeout=2.0).ok
         state = ("running (ours)" if pid else "running (not ours)") if ok else (
             "starting or hung" if pid else "stopped")
-        rows.append(Status(broker, state, settings.display_url(broker), pid, where.log))
+        rows.append(process.Status(broker, state, settings.display_url(broker), pid, where.log))
     return rows
