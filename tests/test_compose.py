@@ -218,11 +218,11 @@ def test_kafka_image_matches_the_pom(services: dict[str, dict[str, Any]]) -> Non
     )
 
 
-def test_redis_is_7_0(services: dict[str, dict[str, Any]]) -> None:
+def test_redis_is_a_pinned_8x_image(services: dict[str, dict[str, Any]]) -> None:
     name, tag = image_tag(services["redis"]["image"])
     assert name == "redis"
-    assert tag.startswith("7.0"), (
-        f"redis:{tag}: keep 7.0, the version Debian 12 ships, so lessons use no newer command"
+    assert re.fullmatch(r"8\.\d+(\.\d+)?", tag), (
+        f"redis:{tag}: expected a pinned 8.x release line (versions.toml [compose])"
     )
 
 
@@ -230,7 +230,7 @@ def test_rabbitmq_is_a_4x_management_image(services: dict[str, dict[str, Any]]) 
     name, tag = image_tag(services["rabbitmq"]["image"])
     assert name == "rabbitmq"
     assert re.fullmatch(r"4(\.\d+){0,2}-management(-alpine)?", tag), (
-        f"rabbitmq:{tag}: expected a pinned 4.x management image, e.g. 4.1-management"
+        f"rabbitmq:{tag}: expected a pinned 4.x management image, e.g. 4.3-management"
     )
 
 

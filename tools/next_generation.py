@@ -6,6 +6,7 @@
     python tools/next_generation.py restart BROKER [--mode graceful|crash]
     python tools/next_generation.py status | versions
     python tools/next_generation.py ctl -- list_queues name messages_ready   (rabbitmqctl)
+    BROKERLAB_NEXT_LATEST=1 python tools/next_generation.py ...  (the newest brokers Debian has)
 
 `make test-next` runs every notebook against this generation. The native brokers are
 Debian 12's (RabbitMQ 3.10, Redis 7.0); learners using docker compose meet newer ones,
@@ -48,6 +49,13 @@ from brokerlab.health import check
 from brokerlab.settings import Settings, get_settings
 
 SUITE = "trixie"
+# BROKERLAB_NEXT_LATEST=1 (`make test-latest`): the same trixie root with the newest brokers
+# Debian has, RabbitMQ from sid and Redis from experimental: the release lines of the compose
+# images. Those suites move (and the mirror's copies can be past their Valid-Until date), so
+# nothing is pinned and `make test` does not run it; it has its own folder (data included:
+# a newer RabbitMQ upgrades its data beyond what 4.0 reads).
+LATEST = os.environ.get("BROKERLAB_NEXT_LATEST", "") == "1"
+LATEST_FROM = {"rabbitmq-server": "sid", "redis-server": "experimental"}
 MIRROR = os.environ.get("BROKERLAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ("rabbitmq-server", "redis-server")
 EXPECTED = {"rabbitmq-server": "4.0.", "redis-server": "8.0."}  # upstream version prefixes
@@ -78,7 +86,12 @@ class NextError(RuntimeError):
 
 
 def next_dir(settings: Settings) -> Path:
-    return settings.state_dir / "next"
+    return settings.state_dir / ("next-latest" if LATEST else "next")
+
+
+def flavour() -> str:
+    """The marker's suite: trixie, or trixie with the latest brokers."""
+    return SUITE + ("+" + "+".join(sorted(set(LATEST_FROM.values()))) if LATEST else "")
 
 
 def root_dir(settings: Settings) -> Path:
@@ -153,7 +166,7 @@ def built(settings: Settings) -> dict[str, str] | None:
         data = json.loads((root_dir(settings) / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if sorted(data.get("packages", {})) != sorted(PACKAGES) or data.get("suite") != SUITE:
+    if sorted(data.get("packages", {})) != sorted(PACKAGES) or data.get("suite") != flavour():
         return None
     return dict(data["packages"])
 
@@ -218,8 +231,14 @@ def build(settings: Settings | None = None, *, echo: Callable[[str], None] = pri
     shutil.copy("/etc/resolv.conf", partial / "etc/resolv.conf")
     (partial / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
     echo(f"apt-get install {' '.join(PACKAGES)} in the root ...")
-    _run_logged(_in_root(partial, "apt-get -q update && apt-get -q install -y "
-                         f"--no-install-recommends {' '.join(PACKAGES)} && apt-get clean"),
+    install = f"apt-get -q install -y --no-install-recommends {' '.join(PACKAGES)}"
+    if LATEST:
+        (partial / "etc/apt/sources.list.d/latest.list").write_text("".join(
+            f"deb {MIRROR} {suite} main\n" for suite in sorted(set(LATEST_FROM.values()))))
+        install = " && ".join(f"apt-get -q install -y --no-install-recommends -t {suite} {package}"
+                              for package, suite in LATEST_FROM.items())
+    _run_logged(_in_root(partial, "apt-get -q -o Acquire::Check-Valid-Until=false update && "
+                         f"{install} && apt-get clean"),
                 log, BUILD_TIMEOUT - (time.monotonic() - started), "apt-get install")
     versions = {}
     for package in PACKAGES:
@@ -228,7 +247,7 @@ def build(settings: Settings | None = None, *, echo: Callable[[str], None] = pri
         versions[package] = out.stdout.strip()
     erlang = subprocess.run(["chroot", str(partial), "dpkg-query", "-W", "-f=${Version}",
                              "erlang-base"], capture_output=True, text=True, timeout=30)
-    marker = {"suite": SUITE, "mirror": MIRROR, "packages": versions,
+    marker = {"suite": flavour(), "mirror": MIRROR, "packages": versions,
               "erlang-base": erlang.stdout.strip(), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     root = root_dir(settings)
@@ -239,7 +258,7 @@ def build(settings: Settings | None = None, *, echo: Callable[[str], None] = pri
     partial.rename(root)
     seconds = time.monotonic() - started
     echo(f"built in {seconds:.0f} s: " + ", ".join(f"{p} {v}" for p, v in versions.items()))
-    for package, prefix in EXPECTED.items():
+    for package, prefix in ({} if LATEST else EXPECTED).items():
         upstream = versions[package].split(":")[-1]
         if not upstream.startswith(prefix):
             echo(f"warning: {package} {versions[package]} is not {prefix}x: update versions.toml")
@@ -488,13 +507,18 @@ def report_versions(settings: Settings, echo: Callable[[str], None] = print) -> 
     [next] (the README's table), so `make test-next` fails on an untested version."""
     import tomllib  # Python 3.11+; only this command needs it
 
+    # The latest brokers need only share the compose images' release line (e.g. 4.3.x).
+    section = "compose" if LATEST else "next"
     table = tomllib.loads((Path(__file__).resolve().parent.parent / "versions.toml")
-                          .read_text())["next"]
+                          .read_text())[section]
     differences = []
     for name, version in versions(settings).items():
         echo(f"{name:9} {version}")
-        if table.get(name) != version:
-            differences.append(f"{name} {version} (versions.toml [next] says {table.get(name)})")
+        expected = table.get(name)
+        if LATEST and name == "erlang":
+            continue  # the images bring their own Erlang
+        if version != expected and not (LATEST and version.startswith(f"{expected}.")):
+            differences.append(f"{name} {version} (versions.toml [{section}] says {expected})")
     for difference in differences:
         echo(f"not the tested version: {difference}; update versions.toml and README "
              "(python tools/versions_table.py --write) once the lessons pass on it")
