@@ -57,19 +57,6 @@ CALL_RE = re.compile(r"(\w+)\s*\(")
 # Solution regions that reason about the broker (predict a partition, size a group, window
 # events) or still call course helpers instead of the client. Fix one, then delete its line.
 KNOWN_GAPS = frozenset({
-    ("01.04-exchanges-and-routing.ipynb", "b7c88f64"),
-    ("03.01-lab-keyed-orders.ipynb", "cell-6"),
-    ("03.01-lab-keyed-orders.ipynb", "cell-15"),
-    ("03.02-lab-scaling-a-consumer-group.ipynb", "cell-3"),
-    ("03.02-lab-scaling-a-consumer-group.ipynb", "cell-11"),
-    ("03.03-lab-crash-safe-consumer.ipynb", "cell-3"),
-    ("03.04-lab-exactly-once-pipeline.ipynb", "cell-3"),
-    ("03.04-lab-exactly-once-pipeline.ipynb", "cell-12"),
-    ("03.05-lab-windowed-counter.ipynb", "cell-3"),
-    ("03.05-lab-windowed-counter.ipynb", "cell-6"),
-    ("04.01-lab-keep-a-producers-promises.ipynb", "cell-3"),
-    ("04.01-lab-keep-a-producers-promises.ipynb", "cell-14"),
-    ("04.01-lab-keep-a-producers-promises.ipynb", "cell-20"),
 })
 
 
