@@ -18,8 +18,8 @@ fast, one ``path: message`` line per violation (exit 1 if any):
 - solution markers only in solutions/, and each solution has at least one region
   (outside ``solution-only`` cells), or its lab has nothing to solve;
 - every solution region calls at least one pika / redis-py / kafka-python API (the lab
-  makes the learner write client code, not choose helper arguments); regions that do
-  not yet are listed in :data:`KNOWN_GAPS`, a list that may only shrink;
+  makes the learner write client code, not choose helper arguments), or uses a function
+  the learner completed with client calls in an earlier region;
 - no calls that block the kernel in code cells (full-line comments are ignored):
   ``start_consuming(``, ``.listen()``, ``while True``, ``for x in consumer``.
   Consume in a background worker with a stop event and bounded waits instead.
@@ -53,11 +53,10 @@ BLOCKING = (
 )
 
 REGION_RE = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
-CALL_RE = re.compile(r"(\w+)\s*\(")
-# Solution regions that reason about the broker (predict a partition, size a group, window
-# events) or still call course helpers instead of the client. Fix one, then delete its line.
-KNOWN_GAPS = frozenset({
-})
+CALL_RE = re.compile(r"(\.?)\b(\w+)\s*\(")
+CONTAINER_METHODS = frozenset({"append", "extend", "insert", "remove", "pop", "clear", "copy",
+                               "keys", "items", "values", "update", "count", "index", "sort"})
+DEF_RE = re.compile(r"^\s*def (\w+)\s*\(", re.M)
 
 
 def client_api_names() -> frozenset[str]:
@@ -81,31 +80,46 @@ def client_api_names() -> frozenset[str]:
     return frozenset(names - {"close", "config"})  # too generic to prove anything
 
 
+def calls_a_client(region: str, api: frozenset[str], learners: set[str]) -> bool:
+    """Whether a region calls a client API (`ch.basic_publish(`, `KafkaConsumer(`), or uses
+    a function the learner completed with client calls in an earlier region. A bare call of
+    a Python builtin (`set(`) or a container method (`.append(`, `.keys(`) proves nothing."""
+    import builtins
+
+    if any(re.search(rf"\b{re.escape(name)}\b", region) for name in learners):
+        return True
+    for dot, name in CALL_RE.findall(region):
+        if name not in api or name in CONTAINER_METHODS:
+            continue
+        if dot or name not in dir(builtins):
+            return True
+    return False
+
+
 def regions_without_client_calls(root: Path) -> set[tuple[str, str]]:
     """(solution file, cell id) of every solution region that calls no client API."""
-    names = client_api_names()
+    api = client_api_names()
     gaps = set()
     for path in sorted((root / "solutions").glob("*.ipynb")):
+        # A region may call a function the learner wrote in an earlier region with client calls.
+        learners: set[str] = set()
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
             for region in REGION_RE.findall(cell.source):
-                if not set(CALL_RE.findall(region)) & names:
+                if calls_a_client(region, api, learners):
+                    learners |= set(DEF_RE.findall(cell.source))  # the function it completes
+                else:
                     gaps.add((path.name, cell.get("id", "")))
     return gaps
 
 
 def client_call_problems(root: Path) -> list[str]:
-    """New regions without client calls, and listed gaps that have been fixed."""
-    gaps = regions_without_client_calls(root)
-    present = {p.name for p in (root / "solutions").glob("*.ipynb")}
-    known = {gap for gap in KNOWN_GAPS if gap[0] in present}
+    """One message per solution region without client calls."""
     return [f"solutions/{name}: cell {cid}: the solution region calls no pika / redis-py / "
             "kafka-python API; the learner should write the client calls"
-            for name, cid in sorted(gaps - known)] + [
-            f"solutions/{name}: cell {cid} now calls a client API: delete it from KNOWN_GAPS"
-            for name, cid in sorted(known - gaps)]
+            for name, cid in sorted(regions_without_client_calls(root))]
 
 
 def _tags(cell: NotebookNode) -> list[str]:
