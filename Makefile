@@ -57,6 +57,7 @@ install-python: $(VENV)/.installed
 ifeq ($(BROKERS),native)
 brokers: install
 	@$(PY) -m brokerlab.backstage start
+	@$(PY) -m brokerlab.backstage fetch perftest >/dev/null
 else
 brokers: install-python
 	@echo "BROKERS=$(BROKERS): using brokers at the environment's addresses"

@@ -172,7 +172,7 @@ def test_post_build_installs_the_package_and_kafka() -> None:
     lines = code_lines(BINDER / "postBuild")
     assert "set -euo pipefail" in lines
     assert any("pip install --no-deps -e ." in line for line in lines)
-    assert any("fetch-kafka" in line for line in lines)
+    assert any("fetch kafka perftest" in line for line in lines)
 
 
 def test_apt_lists_brokers_java_and_maven() -> None:

@@ -135,16 +135,17 @@ def wait_done(*workers: _Running, timeout: float = 60.0) -> bool:
 # ---------------------------------------------------------------- measurements (04.06)
 
 
-def measurements_path(settings: Settings | None = None) -> Path:
-    """Where the 04 lessons store what they measured (a small JSON in the state folder)."""
+def measurements_path(settings: Settings | None = None, module: str = "04") -> Path:
+    """Where a module's lessons store what they measured (a small JSON in the state
+    folder): module 04's faults, module 05's throughput (brokerlab.bench)."""
     settings = settings or get_settings()
-    return settings.state_dir / "measurements" / "module-04.json"
+    return settings.state_dir / "measurements" / f"module-{module}.json"
 
 
-def record_measurement(key: str, data: Mapping[str, Any], settings: Settings | None = None
-                       ) -> Path:
+def record_measurement(key: str, data: Mapping[str, Any], settings: Settings | None = None,
+                       module: str = "04") -> Path:
     """Store one lesson's measurement under `key` (e.g. 'kafka'), stamped with the time."""
-    path = measurements_path(settings)
+    path = measurements_path(settings, module)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         stored = json.loads(path.read_text())
@@ -158,12 +159,12 @@ def record_measurement(key: str, data: Mapping[str, Any], settings: Settings | N
     return path
 
 
-def load_measurements(settings: Settings | None = None, *,
+def load_measurements(settings: Settings | None = None, *, module: str = "04",
                       max_age: float = MEASUREMENTS_MAX_AGE,
                       now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """The stored measurements younger than `max_age` seconds ({} when none)."""
     try:
-        stored = json.loads(measurements_path(settings).read_text())
+        stored = json.loads(measurements_path(settings, module).read_text())
     except (OSError, ValueError):
         return {}
     now = now or datetime.now(timezone.utc)

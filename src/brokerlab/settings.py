@@ -62,6 +62,12 @@ def default_state_dir() -> Path:
     return Path(base) / "brokerlab"
 
 
+def default_cache_dir() -> Path:
+    """Downloaded jars (Kafka, PerfTest), kept outside the state folder: they survive
+    `make clean-state`. BROKERLAB_CACHE_DIR moves it."""
+    return Path(os.environ.get("BROKERLAB_CACHE_DIR") or Path.home() / ".cache" / "brokerlab")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The course's connection settings. Build it with `Settings.from_env()`."""

@@ -7,7 +7,8 @@
     python -m brokerlab.backstage runs NAME                  (exit 0 if it runs broker/node NAME)
     python -m brokerlab.backstage cluster start|stop|status [BROKER...]   (make cluster)
     python -m brokerlab.backstage node kill|start|stop NODE
-    python -m brokerlab.backstage fetch-kafka                (Kafka's jars via Maven, once)
+    python -m brokerlab.backstage fetch [kafka] [perftest]   (jars via Maven, once: Kafka and
+                                                              its tools, RabbitMQ PerfTest)
 
 Brokers: redis, rabbitmq, kafka. Nodes: kafka-1..3, rabbit-1..3, redis-primary,
 redis-replica-1..2, sentinel-1..3. Starts and stops wait for the state folder's lock, so
@@ -60,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     node = sub.add_parser("node")
     node.add_argument("action", choices=["kill", "start", "stop"])
     node.add_argument("node")
-    sub.add_parser("fetch-kafka")
+    sub.add_parser("fetch").add_argument("names", nargs="*", metavar="NAME",
+                                         help=f"any of {', '.join(single.JARS)} (default: all)")
     return p
 
 
@@ -69,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(getattr(args, "brokers", None) or []) - set(single.BROKERS)
     if unknown:
         parser().error(f"unknown broker(s) {sorted(unknown)}; any of {', '.join(single.BROKERS)}")
+    if set(getattr(args, "names", None) or []) - set(single.JARS):
+        parser().error(f"fetch: any of {', '.join(single.JARS)}")
     try:
         settings = get_settings()
-        if args.command in ("status", "runs", "fetch-kafka") or (
+        if args.command in ("status", "runs", "fetch") or (
                 args.command == "cluster" and args.action == "status"):
             return _looks(args, settings)
         with process.state_lock(settings.state_dir):
@@ -88,8 +92,9 @@ def _looks(args: argparse.Namespace, settings: Settings) -> int:
         ours = single.is_managed(name, settings) if name in single.BROKERS else \
             clusters.runs(name, settings)
         return 0 if ours else 1
-    if args.command == "fetch-kafka":
-        print(single.fetch_kafka())
+    if args.command == "fetch":
+        for name in args.names or sorted(single.JARS):
+            print(single.fetch_jars(name))
     elif args.command == "cluster":
         for n in clusters.status(settings, tuple(args.brokers or clusters.BROKERS)):
             print(f"{n.name:16} {n.state:14} {n.address:16} log: {n.log}")

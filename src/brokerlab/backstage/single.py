@@ -32,7 +32,7 @@ from pathlib import Path
 from brokerlab.backstage import process
 from brokerlab.backstage.process import LauncherError, Place
 from brokerlab.health import check, port_open
-from brokerlab.settings import Settings, get_settings
+from brokerlab.settings import Settings, default_cache_dir, get_settings
 
 BROKERS = ("redis", "rabbitmq", "kafka")
 POM = Path(__file__).with_name("kafka") / "pom.xml"
@@ -142,35 +142,52 @@ def kafka_version() -> str:
     return match.group(1)
 
 
+def jar_dir(name: str) -> Path:
+    """The jars of `<name>/pom.xml` beside this module, cached outside the state folder
+    (survives `rm -rf state`), one folder per pom: a changed pin fetches anew.
+    brokerlab.bench.find_jars finds them by the same `<name>-*/lib` pattern."""
+    pom = Path(__file__).with_name(name) / "pom.xml"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    version = kafka_version() if name == "kafka" else "pinned"
+    return default_cache_dir() / f"{name}-{version}-{digest}" / "lib"
+
+
 def kafka_lib_dir() -> Path:
-    """Kafka's jars, cached outside the state folder (survives `rm -rf state`), one folder
-    per pom: a changed pin (Kafka or a dependency) fetches anew."""
-    cache = os.environ.get("BROKERLAB_CACHE_DIR") or str(Path.home() / ".cache" / "brokerlab")
-    pom = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
-    return Path(cache) / f"kafka-{kafka_version()}-{pom}" / "lib"
+    """Kafka's jars (broker and its tools: ProducerPerformance, ConsumerPerformance)."""
+    return jar_dir("kafka")
 
 
-def fetch_kafka(echo: Callable[[str], None] = print) -> Path:
-    """Download Kafka's jars with Maven (once; Maven's ~/.m2 caches them too)."""
-    lib = kafka_lib_dir()
+JARS = {"kafka": "Apache Kafka's", "perftest": "RabbitMQ PerfTest's"}
+
+
+def fetch_jars(name: str, echo: Callable[[str], None] = print) -> Path:
+    """Download the jars `<name>/pom.xml` pins with Maven (once; ~/.m2 caches them too)."""
+    lib = jar_dir(name)
     if (lib / ".complete").exists():
         return lib
-    mvn = process.require_binary("mvn", "Maven (needed once to fetch Kafka's jars)")
+    what = JARS[name]
+    mvn = process.require_binary("mvn", f"Maven (needed once to fetch {what} jars)")
     tmp = lib.with_name("lib.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    echo(f"fetching Apache Kafka {kafka_version()} jars from Maven Central into {lib} ...")
+    echo(f"fetching {what} jars from Maven Central into {lib} ...")
+    pom = Path(__file__).with_name(name) / "pom.xml"
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
          f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
         capture_output=True, text=True, timeout=900,
     )
     if result.returncode != 0:
-        raise LauncherError("Maven could not fetch Kafka's jars (is Maven Central reachable?):\n"
+        raise LauncherError(f"Maven could not fetch {what} jars (is Maven Central reachable?):\n"
                             + (result.stdout + result.stderr)[-2000:])
     shutil.rmtree(lib, ignore_errors=True)
     tmp.rename(lib)
-    (lib / ".complete").write_text(kafka_version() + "\n")
+    (lib / ".complete").write_text(name + "\n")
     return lib
+
+
+def fetch_kafka(echo: Callable[[str], None] = print) -> Path:
+    """Kafka's jars, fetched when missing (every Kafka start calls this)."""
+    return fetch_jars("kafka", echo)
 
 
 def kafka_properties(node_id: int, port: int, controller: int, data: Path,
