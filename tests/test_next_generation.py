@@ -81,3 +81,20 @@ def test_make_test_next_restarts_through_the_tool() -> None:
     assert match, "Makefile defines NEXT_RESTART (BROKERLAB_RESTART_COMMAND for test-next)"
     assert "tools/next_generation.py restart {broker} --mode {mode}" in match.group(1)
     assert "BROKERLAB_RESTART_COMMAND='$(NEXT_RESTART)'" in makefile
+
+
+def test_the_next_generation_runs_only_lessons_that_meet_its_brokers(nextgen: ModuleType
+                                                                     ) -> None:
+    """Kafka-only lessons and module 04's cluster lessons meet the same native brokers
+    as the first run; every lesson on single-node Redis or RabbitMQ runs again."""
+    chosen = {p.name for p in nextgen.notebooks(ROOT)}
+    assert "01.03-durability.ipynb" in chosen
+    assert "02.04-redis-persistence.ipynb" in chosen
+    assert "00.01-welcome-and-setup-check.ipynb" in chosen
+    assert "03.01-topics-partitions-and-keys.ipynb" not in chosen
+    assert "04.03-rabbitmq-quorum-queues.ipynb" not in chosen
+    for path in sorted(ROOT.glob("notebooks/*.ipynb")):
+        text = path.read_text()
+        if '\\"redis\\"' in text.split("start_lesson(", 1)[-1][:80] and \
+                "start_cluster_lesson" not in text:
+            assert path.name in chosen, path.name

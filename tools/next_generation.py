@@ -5,6 +5,7 @@
     python tools/next_generation.py stop  [redis] [rabbitmq]
     python tools/next_generation.py restart BROKER [--mode graceful|crash]
     python tools/next_generation.py status | versions
+    python tools/next_generation.py notebooks             (those `make test-next` runs)
     python tools/next_generation.py ctl -- list_queues name messages_ready   (rabbitmqctl)
     BROKERLAB_NEXT_LATEST=1 python tools/next_generation.py ...  (the newest brokers Debian has)
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -544,11 +546,42 @@ def status(settings: Settings | None = None, echo: Callable[[str], None] = print
     return running
 
 
+SETUP = re.compile(r'start_(cluster_)?lesson\(\\?"[^"\\]+\\?"((?:, *\\?"\w+\\?")*)\)')
+
+
+def meets_this_generation(text: str) -> bool:
+    """Whether a notebook (its .ipynb text) talks to the brokers this generation replaces:
+    a setup cell that names Redis or RabbitMQ on the single-node brokers, or no setup cell
+    (00.01 checks every broker). Kafka-only lessons meet the same native Kafka as the
+    first run, and module 04's clusters stay native too: running them again tests nothing
+    new, so `make test-next` leaves them out.
+
+    >>> meets_this_generation('run = bl.start_lesson("01.01", "rabbitmq")')
+    True
+    >>> meets_this_generation('run = bl.start_lesson(\\"03.01\\", \\"kafka\\")')
+    False
+    >>> meets_this_generation('run = bl.start_cluster_lesson("04.03", "rabbitmq")')
+    False
+    >>> meets_this_generation('no setup cell')
+    True
+    """
+    match = SETUP.search(text)
+    if match is None:
+        return True
+    return match.group(1) is None and any(b in match.group(2) for b in BROKERS)
+
+
+def notebooks(root: Path) -> list[Path]:
+    """The notebooks and solutions `make test-next` runs (see meets_this_generation)."""
+    found = sorted(root.glob("notebooks/*.ipynb")) + sorted(root.glob("solutions/*.ipynb"))
+    return [p for p in found if meets_this_generation(p.read_text())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command",
                         choices=["build", "start", "stop", "restart", "status", "versions",
-                                 "ctl"])
+                                 "ctl", "notebooks"])
     parser.add_argument("brokers", nargs="*",
                         help="redis, rabbitmq (default: both); for ctl: rabbitmqctl's arguments")
     parser.add_argument("--mode", choices=["graceful", "crash"], default="graceful",
@@ -570,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
             return result.returncode
         elif args.command == "versions":
             return 1 if report_versions(settings) else 0
+        elif args.command == "notebooks":
+            root = Path(__file__).resolve().parent.parent
+            print(" ".join(str(p.relative_to(root)) for p in notebooks(root)))
         elif args.command == "restart":
             if len(brokers) != 1:
                 parser.error("restart takes one broker")
