@@ -48,6 +48,7 @@ MODULES = {
     "02": "Redis with redis-py",
     "03": "Apache Kafka with kafka-python",
     "04": "Clusters and fault tolerance",
+    "05": "Performance, scaling out and choosing a broker",
 }
 TITLE_RE = re.compile(r"^#\s+(\d\d\.\d\d\s+·\s+\S.*?)\s*$")
 TOC_START, TOC_END = "<!-- toc:start -->", "<!-- toc:end -->"
