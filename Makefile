@@ -22,7 +22,7 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice test-external test-next test-latest binder-check binder-smoke browser-test screenshot measure clean-state
+	lint unit labs nav strip notebooks notebooks-twice test-external test-next test-latest binder-check binder-smoke browser-test screenshot measure clean-state site
 
 help:
 	@sed -n '1,6p' Makefile
@@ -93,7 +93,7 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
-test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
+test: brokers cluster lint unit binder-smoke notebooks-twice site test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
 
 # Pinned linters for the CI and compose files: actionlint from the Go module proxy (built
@@ -138,9 +138,10 @@ notebooks: install-python
 	$(NBVAL) notebooks solutions
 
 # Every notebook twice in a row, from fresh kernels; then nothing may be left behind.
+# The second run keeps what it executed in build/executed/ for `make site` (tools/nbval_keep.py).
 notebooks-twice: install-python
 	$(NBVAL) notebooks solutions
-	$(NBVAL) notebooks solutions
+	rm -rf build/executed && PYTHONPATH=tools $(NBVAL) -p nbval_keep --keep-executed build/executed notebooks solutions
 	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
 
 # The external path (docker compose, a classroom cluster) proven here without Docker: every
@@ -228,6 +229,18 @@ browser-test: install-python
 screenshot: browser-test
 	cp artifacts/control-panel.png docs/control-panel.png
 	@echo "docs/control-panel.png refreshed; review it and commit it"
+
+# The course website in build/site/ (tools/make_site.py): every lesson and solution with the
+# outputs of `make notebooks-twice`'s second run, every lab as handed out; sphinx-build -W,
+# then every notebook has a page, no page shows a traceback, every relative link resolves.
+# Its tools (requirements-site.txt) go into the venv only here, not into requirements.txt.
+# Under `make test` and in CI a notebook without an executed copy is an error.
+$(VENV)/.site-$(shell cksum < requirements-site.txt | cut -d' ' -f1): | $(PY)
+	$(PY) -m pip install -q -r requirements-site.txt
+	touch $@
+
+site: install-python $(VENV)/.site-$(shell cksum < requirements-site.txt | cut -d' ' -f1)
+	$(PY) tools/make_site.py $(if $(filter test,$(MAKECMDGOALS))$(CI),--require-executed)
 
 # ---- maintenance ----
 

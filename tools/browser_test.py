@@ -23,12 +23,17 @@ What it does, every step bounded (the whole run < 3 minutes):
    times three new cells (`21 * 2`) in the page, from "run" until JupyterLab has the
    reply and output (median < 1 s); stops them with "stop all";
 6. runs the cleanup cell, stops JupyterLab (the kernel exits, atexit stops workers)
-   and checks that the brokers hold nothing of this run.
+   and checks that the brokers hold nothing of this run;
+7. the course website, if `make site` built it (build/site/; skipped with a message
+   otherwise): serves it with Python's http.server on 127.0.0.1, opens a RabbitMQ
+   lesson with a table, a Kafka lesson with a plot and a lab, checks each page's title
+   (h1), its table or plot (real outputs), its Binder launch link and download button,
+   and saves screenshots to artifacts/site-*.png (< 1 minute, no broker needed).
 
 Exit status 0 when everything holds; otherwise 1 and a line saying what failed
 (JupyterLab's log and a full-page screenshot land in artifacts/).
 
-Usage: ``python tools/browser_test.py [--chromium /usr/bin/chromium] [--keep]``.
+Usage: ``python tools/browser_test.py [--chromium /usr/bin/chromium] [--keep] [--site-only]``.
 Needs the brokers running and `playwright` (Python package) installed; Playwright's
 own browser download is not used.
 """
@@ -381,6 +386,85 @@ def drive(page: Any, clock: Clock, artifacts: Path, args: argparse.Namespace) ->
     return figures
 
 
+# ---------------------------------------------------------------- the website
+
+SITE = ROOT / "build" / "site"
+SITE_BUDGET = 60.0
+# (page, what must be in it besides the title, screenshot): a RabbitMQ lesson with a
+# table, a Kafka lesson with a plot drawn when it ran, a lab as the learner receives it.
+SITE_PAGES = (
+    ("notebooks/01.03-durability", "main table", "site-rabbitmq-lesson.png"),
+    ("notebooks/03.05-stream-processing", "main .cell_output img", "site-kafka-lesson.png"),
+    ("labs/01.01-first-queue", "main .cell_input", "site-lab.png"),
+)
+
+
+def site_test(args: argparse.Namespace, artifacts: Path) -> dict[str, Any]:
+    """Open three pages of build/site in Chromium; check and screenshot them (step 7)."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_site import binder_url, repository
+
+    clock = Clock(SITE_BUDGET)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    figures: dict[str, Any] = {}
+    try:
+        poll("the site's web server to answer", lambda: _answers(base), clock.left(10), 0.2)
+        clock.log(f"serving build/site on {base}")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
+                                         args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(10_000)
+                for rel, selector, shot in SITE_PAGES:
+                    page.goto(f"{base}/{rel}.html", timeout=clock.left(20) * 1000)
+                    title = page.locator("main h1").first.inner_text().strip()
+                    number = rel.split("/")[1][:5]
+                    if not title.startswith(number):
+                        raise BrowserTestError(f"{rel}: title {title!r} should start {number}")
+                    if page.get_by_text("Shown without outputs").count():
+                        raise BrowserTestError(f"{rel}: shown without outputs: run "
+                                               "`make notebooks-twice` then `make site`")
+                    if rel.startswith("notebooks/") and not page.locator(
+                            "main .cell_output").count():
+                        raise BrowserTestError(f"{rel}: no cell outputs on the page")
+                    shown = page.locator(selector)
+                    if not shown.count():
+                        raise BrowserTestError(f"{rel}: no {selector!r} on the page")
+                    binder = binder_url(repository(ROOT), rel + ".ipynb")
+                    if not page.locator(f'a[href="{binder}"]').count():
+                        raise BrowserTestError(f"{rel}: no Binder launch link {binder}")
+                    if not page.locator('a[href$=".ipynb"][download], '
+                                        'a[href*="_sources/"][href$=".ipynb"]').count():
+                        raise BrowserTestError(f"{rel}: no download link for the notebook")
+                    shown.first.scroll_into_view_if_needed()
+                    page.screenshot(path=str(artifacts / shot))
+                    figures[rel] = {"title": title, "found": shown.count(), "screenshot": shot}
+                    clock.log(f"{rel}: {title!r}, {shown.count()} x {selector!r}, Binder link; "
+                              f"screenshot artifacts/{shot}")
+            finally:
+                browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(5)
+    return figures
+
+
+def _answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/index.html", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def check_nothing_left(prefix: str, clock: Clock) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     import brokerlab
@@ -398,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts",
                         help="where screenshots and logs go (default: artifacts/)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--site-only", action="store_true",
+                        help="only step 7: the pages of build/site (no JupyterLab, no broker)")
     args = parser.parse_args(argv)
     if not Path(args.chromium).exists():
         print(f"browser test FAILED: no Chromium at {args.chromium} — "
@@ -407,7 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.artifacts / "browser-failure.png").unlink(missing_ok=True)  # from an older run
     clock = Clock(BUDGET)
     try:
-        figures = run_test(args, clock, args.artifacts)
+        figures = {} if args.site_only else run_test(args, clock, args.artifacts)
+        if (SITE / "index.html").is_file():
+            figures["site"] = site_test(args, args.artifacts)
+        else:
+            print("site pages: skipped, build/site/ is absent (make notebooks-twice site)")
     except BrowserTestError as exc:
         print(f"browser test FAILED: {exc}")
         return 1

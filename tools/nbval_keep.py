@@ -1,0 +1,78 @@
+"""Keep what nbval executed: write each run notebook, with its outputs, to a build folder.
+
+Why: the course website (``make site``, tools/make_site.py) shows every lesson with the
+outputs a learner sees. nbval already runs every notebook against the real brokers in
+``make notebooks-twice``; this plugin keeps those outputs instead of running the
+notebooks a third time. The repository's notebooks are never written (outputs are
+never committed).
+
+How: nbval 0.11's ``IPyNbCell`` item holds ``item.cell`` (the cell object inside the
+notebook ``item.parent.nb`` it collected) and, once it has run, ``item.test_outputs``
+(the outputs it read from the kernel). At the end of the session every notebook with at
+least one cell that ran is written to ``DIR/<folder>/<name>.ipynb``, its code cells
+carrying those outputs and execution counts 1, 2, ... in the order they ran. Cells that
+did not run (skipped, or after ``-x`` stopped the run) are left without outputs.
+
+Usage: ``PYTHONPATH=tools python -m pytest -p nbval_keep --keep-executed build/executed
+--nbval-lax ... notebooks solutions``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--keep-executed", metavar="DIR", default=None,
+        help="write every notebook nbval ran, with its outputs, to DIR/<folder>/<name>",
+    )
+
+
+def keep_outputs(items: list[Any]) -> dict[Path, Any]:
+    """Put each run cell's outputs into its notebook; returns notebook path -> notebook.
+
+    ``items`` are pytest items; only nbval cells (they have ``cell`` and
+    ``test_outputs``) count, in the order pytest ran them."""
+    notebooks: dict[Path, Any] = {}
+    counts: dict[Path, int] = {}
+    for item in items:
+        cell = getattr(item, "cell", None)
+        outputs = getattr(item, "test_outputs", None)
+        nb = getattr(item.parent, "nb", None)
+        if cell is None or nb is None or outputs is None:
+            continue
+        path = Path(str(item.parent.fspath))
+        counts[path] = counts.get(path, 0) + 1
+        cell.outputs = [nbformat.from_dict(dict(out)) for out in outputs]
+        cell.execution_count = counts[path]
+        for out in cell.outputs:
+            if out.output_type == "execute_result":
+                out.execution_count = counts[path]
+        notebooks[path] = nb
+    return notebooks
+
+
+def write_kept(notebooks: dict[Path, Any], folder: Path) -> list[Path]:
+    """Write each notebook to ``folder/<its parent folder's name>/<its name>``."""
+    written = []
+    for path, nb in notebooks.items():
+        target = folder / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(target))
+        written.append(target)
+    return written
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    folder = session.config.getoption("--keep-executed")
+    if not folder:
+        return
+    written = write_kept(keep_outputs(list(session.items)), Path(folder))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"nbval_keep: wrote {len(written)} executed notebook(s) to {folder}")
