@@ -126,3 +126,27 @@ def test_a_page_without_an_executed_copy_says_so() -> None:
     assert any("Shown without outputs" in c.source for c in page.cells)
     lab = make_site.prepare(_notebook("1"), "labs", "01.01-x.ipynb", False, set(), REPO)
     assert not any("Shown without outputs" in c.source for c in lab.cells)
+
+
+def test_a_display_updated_in_place_is_kept_as_it_finally_looked(tmp_path: Path) -> None:
+    messages = iter([
+        {"msg_type": "display_data", "content": {
+            "data": {"image/png": "empty"}, "metadata": {}, "transient": {"display_id": "d"}}},
+        {"msg_type": "display_data", "content": {"data": {"text/plain": "other"},
+                                                 "metadata": {}}},
+        {"msg_type": "update_display_data", "content": {
+            "data": {"image/png": "full"}, "metadata": {"w": 1}, "transient": {"display_id": "d"}}},
+    ])
+    displays = nbval_keep.Displays()
+    get = displays.follow(lambda timeout=None: next(messages))
+    for _ in range(3):
+        get(timeout=1)
+    nb = _notebook("plot")
+    shown = [nbformat.v4.new_output("display_data", data={"image/png": "empty"}),
+             nbformat.v4.new_output("display_data", data={"text/plain": "other"})]
+    items = _items(tmp_path / "notebooks" / "03.05-x.ipynb", nb, [shown])
+    items[0].parent.nbval_keep_displays = displays
+    kept = nbval_keep.keep_outputs(items)[tmp_path / "notebooks" / "03.05-x.ipynb"]
+    first, second = kept.cells[1].outputs
+    assert first.data == {"image/png": "full"} and first.metadata == {"w": 1}
+    assert second.data == {"text/plain": "other"}

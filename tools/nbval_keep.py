@@ -13,12 +13,20 @@ least one cell that ran is written to ``DIR/<folder>/<name>.ipynb``, its code ce
 carrying those outputs and execution counts 1, 2, ... in the order they ran. Cells that
 did not run (skipped, or after ``-x`` stopped the run) are left without outputs.
 
+A display that a cell updates in place (``display(fig, display_id=True)`` then
+``handle.update(fig)``, the live plot of 03.05) is kept as it finally looked, as in
+JupyterLab: nbval ignores ``update_display_data`` messages, so this plugin wraps the
+notebook's ``get_kernel_message`` to note them (:class:`Displays`) and puts each
+display's last update in place of its first data.
+
 Usage: ``PYTHONPATH=tools python -m pytest -p nbval_keep --keep-executed build/executed
 --nbval-lax ... notebooks solutions``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--keep-executed", metavar="DIR", default=None,
         help="write every notebook nbval ran, with its outputs, to DIR/<folder>/<name>",
     )
+
+
+class Displays:
+    """Displays that cells update in place, seen on the way from the kernel to nbval.
+
+    nbval copies each output's data (nbformat's NotebookNode copies dicts), so the
+    update cannot be applied to its object: each display's first data (as JSON) is
+    remembered with its display id, and :meth:`final` gives the last update of the
+    display whose first data an output holds."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}  # first data as JSON -> display id
+        self.last: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # id -> data, metadata
+
+    def follow(self, get_message: Callable[..., Any]) -> Callable[..., Any]:
+        """``get_message`` wrapped to note every ``display_data`` with a display id and
+        every ``update_display_data``."""
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            msg = get_message(*args, **kwargs)
+            content = msg.get("content", {})
+            display_id = (content.get("transient") or {}).get("display_id")
+            if display_id and msg.get("msg_type") == "display_data":
+                self.first.setdefault(_key(content.get("data", {})), display_id)
+            elif display_id and msg.get("msg_type") == "update_display_data":
+                self.last[display_id] = (dict(content.get("data", {})),
+                                         dict(content.get("metadata", {})))
+            return msg
+
+        return wrapped
+
+    def final(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        display_id = self.first.get(_key(data))
+        return self.last.get(display_id) if display_id else None
+
+
+def _key(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    nbfile = item.parent
+    if (item.config.getoption("--keep-executed") and hasattr(item, "test_outputs")
+            and not hasattr(nbfile, "nbval_keep_displays")):
+        nbfile.nbval_keep_displays = Displays()
+        nbfile.get_kernel_message = nbfile.nbval_keep_displays.follow(nbfile.get_kernel_message)
 
 
 def keep_outputs(items: list[Any]) -> dict[Path, Any]:
@@ -49,6 +103,11 @@ def keep_outputs(items: list[Any]) -> dict[Path, Any]:
         path = Path(str(item.parent.fspath))
         counts[path] = counts.get(path, 0) + 1
         cell.outputs = [nbformat.from_dict(dict(out)) for out in outputs]
+        displays = getattr(item.parent, "nbval_keep_displays", None)
+        for out in cell.outputs:
+            final = displays and out.output_type == "display_data" and displays.final(out.data)
+            if final:
+                out.data, out.metadata = nbformat.from_dict(final[0]), nbformat.from_dict(final[1])
         cell.execution_count = counts[path]
         for out in cell.outputs:
             if out.output_type == "execute_result":
