@@ -25,6 +25,7 @@ Usage: ``PYTHONPATH=tools python -m pytest -p nbval_keep --keep-executed build/e
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -45,12 +46,12 @@ class Displays:
     """Displays that cells update in place, seen on the way from the kernel to nbval.
 
     nbval copies each output's data (nbformat's NotebookNode copies dicts), so the
-    update cannot be applied to its object: each display's first data (as JSON) is
+    update cannot be applied to its object: each display's first data (a fingerprint) is
     remembered with its display id, and :meth:`final` gives the last update of the
     display whose first data an output holds."""
 
     def __init__(self) -> None:
-        self.first: dict[str, str] = {}  # first data as JSON -> display id
+        self.first: dict[str, str] = {}  # fingerprint of first data -> display id
         self.last: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # id -> data, metadata
 
     def follow(self, get_message: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +77,9 @@ class Displays:
 
 
 def _key(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, default=str)
+    """A short fingerprint of a display's data (plots are large)."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
