@@ -93,7 +93,7 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
-test: brokers cluster lint unit binder-smoke notebooks-twice site test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
+test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
 
 # Pinned linters for the CI and compose files: actionlint from the Go module proxy (built

@@ -173,7 +173,7 @@ class Meter:
         if self.histogram.get_total_count():
             p50, p99, p999 = (float(self.histogram.get_value_at_percentile(p))
                               for p in PERCENTILES)
-        return Result(self.label, self.messages, round(self.seconds, 4), p50, p99, p999)
+        return Result(self.label, self.messages, self.seconds, p50, p99, p999)
 
 
 # ---------------------------------------------------------------- showing rows
