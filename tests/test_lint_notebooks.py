@@ -228,6 +228,30 @@ def test_blocking_lookalikes_allowed(root: Path) -> None:
     assert_only(problems, LESSON, "cell 2, line 6: 'while True'")
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "channel.queue_declare('jobs')",
+        "ch.queue_declare(\n    queue='jobs',\n    durable=False,\n)",
+        "%time channel.queue_declare('')",
+    ],
+)
+def test_transient_shared_queues(root: Path, code: str) -> None:
+    edit(root, LESSON, lambda nb: nb.cells[2].update(source=code))
+    assert_only(lint_notebooks.lint(root), LESSON, "transient non-exclusive")
+
+
+def test_durable_exclusive_or_passive_declares_allowed(root: Path) -> None:
+    code = ("%matplotlib inline\n"
+            "channel.queue_declare('a', durable=True)\n"
+            "channel.queue_declare('', exclusive=True)\n"
+            "channel.queue_declare('a', passive=True)\n"
+            "channel.queue_declare('a', durable=keep)\n"
+            "channel.queue_declare('a', **options)")
+    edit(root, LESSON, lambda nb: nb.cells[2].update(source=code))
+    assert lint_notebooks.lint(root) == []
+
+
 def test_a_solution_region_must_call_a_client_api(root: Path) -> None:
     assert lint_notebooks.regions_without_client_calls(root) == set()
 

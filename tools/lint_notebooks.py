@@ -22,7 +22,10 @@ fast, one ``path: message`` line per violation (exit 1 if any):
   the learner completed with client calls in an earlier region;
 - no calls that block the kernel in code cells (full-line comments are ignored):
   ``start_consuming(``, ``.listen()``, ``while True``, ``for x in consumer``.
-  Consume in a background worker with a stop event and bounded waits instead.
+  Consume in a background worker with a stop event and bounded waits instead;
+- every ``queue_declare(...)`` says ``durable=True``, ``exclusive=True`` or
+  ``passive=True``: RabbitMQ 4 deprecates transient non-exclusive queues, and a broker
+  configured to refuse deprecated features closes the connection on one.
 
 Usage: ``python tools/lint_notebooks.py [--root DIR]``.
 """
@@ -30,6 +33,7 @@ Usage: ``python tools/lint_notebooks.py [--root DIR]``.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ CALL_RE = re.compile(r"(\.?)\b(\w+)\s*\(")
 CONTAINER_METHODS = frozenset({"append", "extend", "insert", "remove", "pop", "clear", "copy",
                                "keys", "items", "values", "update", "count", "index", "sort"})
 DEF_RE = re.compile(r"^\s*def (\w+)\s*\(", re.M)
+MAGIC_RE = re.compile(r"^\s*%%?\w+\s*")
 
 
 def client_api_names() -> frozenset[str]:
@@ -184,6 +189,32 @@ def _structure(nb: NotebookNode, name: str) -> list[str]:
     return msgs
 
 
+def transient_declares(source: str) -> list[int]:
+    """Line numbers of ``queue_declare`` calls that declare a transient, non-exclusive
+    queue: none of ``durable``, ``exclusive`` or ``passive`` is given as True. A value
+    that is not a constant (``durable=durable``, ``**options``) is taken on trust."""
+    # IPython magics are not Python: keep what `%time` runs, drop shell escapes.
+    code = "\n".join(MAGIC_RE.sub("", line) if not line.lstrip().startswith("!") else ""
+                     for line in source.split("\n"))
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    lines = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "queue_declare"):
+            continue
+        safe = False
+        for keyword in node.keywords:
+            if keyword.arg is None or keyword.arg in ("durable", "exclusive", "passive"):
+                value = keyword.value
+                safe = safe or not isinstance(value, ast.Constant) or value.value is True
+        if not safe:
+            lines.append(node.lineno)
+    return lines
+
+
 def _code(nb: NotebookNode, folder: str) -> list[str]:
     msgs = []
     regions = 0
@@ -203,6 +234,11 @@ def _code(nb: NotebookNode, folder: str) -> list[str]:
                         f"cell {i}, line {number}: '{label}' blocks the kernel; consume in "
                         "a background worker with a stop event and bounded waits"
                     )
+        if cell.cell_type == "code":
+            for number in transient_declares(cell.source):
+                msgs.append(f"cell {i}, line {number}: queue_declare without durable=True, "
+                            "exclusive=True or passive=True declares a transient non-exclusive "
+                            "queue, which RabbitMQ 4 deprecates; say durable=True")
     if folder == "solutions" and not regions:
         msgs.append(f"no '{MARKERS[0]}' region: the generated lab would have nothing to solve")
     return msgs
