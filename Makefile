@@ -93,6 +93,7 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
+test: export WITH_NEXT := 1
 test: brokers cluster lint unit binder-smoke notebooks-twice test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
 
@@ -174,7 +175,8 @@ endif
 NEXT := $(PY) tools/next_generation.py
 NATIVE := $(PY) -m brokerlab.backstage
 NEXT_RESTART := cd $(CURDIR) && $(abspath $(PY)) tools/next_generation.py restart {broker} --mode {mode}
-test-next: install-python
+test-next: export WITH_NEXT := 1
+test-next: install-system install-python
 	$(NEXT) build
 	$(NATIVE) stop redis rabbitmq
 	status=0; \

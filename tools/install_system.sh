@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages the course needs, only those that are missing: Redis and
 # RabbitMQ (Debian/Ubuntu packages), Java 17 and Maven (to fetch and run Kafka's own jars),
-# python3-venv. As root it runs apt-get; with passwordless sudo it uses sudo; otherwise it
+# python3-venv; with WITH_BROWSER=1 Chromium (the browser test), with WITH_NEXT=1 debootstrap
+# (`make test-next`). As root it runs apt-get; with passwordless sudo it uses sudo; otherwise it
 # prints the exact command to run and fails.
 #
 # It checks the versions it gets, before installing (apt's candidate) and after:
@@ -110,6 +111,11 @@ if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   else
     missing+=(chromium)
   fi
+fi
+
+# `make test-next` (and `make test`) runs Debian 13's brokers from a debootstrapped root.
+if [ "${WITH_NEXT:-0}" = 1 ] && ! command -v debootstrap >/dev/null 2>&1; then
+  missing+=(debootstrap)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
