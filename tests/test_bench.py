@@ -53,3 +53,24 @@ def test_missing_jars_say_how_to_fetch_them(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("BROKERLAB_CACHE_DIR", str(tmp_path))
     with pytest.raises(bench.ToolMissing, match="make brokers"):
         bench.find_jars("perftest")
+
+
+def test_a_batch_that_crosses_the_warm_up_is_warm_up() -> None:
+    # 500 at a time with a warm-up of 200: the first batch holds warm-up records, so it
+    # is not counted, and the clock starts at its end.
+    with bench.Meter("batches", total=1000, warmup=200, progress=False) as meter:
+        for _ in range(3):
+            meter.tick(500)
+    assert meter.result.messages == 1000
+    small = bench.Meter("small", total=100, warmup=10, progress=False)
+    for _ in range(7):
+        small.tick(30)
+    assert small.result.messages == 30 * 6
+
+
+def test_tag_marks_a_row_and_keeps_what_extra_held() -> None:
+    row = bench.Result("r", 10, 1.0, extra={"pipeline": 100})
+    tagged = bench.tag(row, "tuned", "produce", measured_in="05.06")
+    assert tagged.extra == {"pipeline": 100, "role": "tuned", "side": "produce",
+                            "measured_in": "05.06"}
+    assert row.extra == {"pipeline": 100} and tagged.rate == row.rate

@@ -302,3 +302,11 @@ def test_workers_name_their_connections_and_leave_none_open(run: bl.Run) -> None
     assert bl.wait_until(lambda: not [n for n in rabbitmq_connection_names()
                                       if n.startswith(run.prefix)], timeout=10)
     assert not [n for n in redis_client_names() if n.startswith(run.prefix)]
+
+
+def test_wait_returns_whether_the_body_finished_by_itself() -> None:
+    done = W.Worker("test-wait-done", lambda w: None).start()
+    assert done.wait(timeout=5) is True and not done.running
+    endless = W.Worker("test-wait-endless", lambda w: w.sleep(30)).start()
+    assert endless.wait(timeout=0.2) is False   # it did not finish: wait stopped it
+    assert not endless.running

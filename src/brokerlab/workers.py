@@ -155,6 +155,15 @@ class Worker:
         if not self.running:
             _REGISTRY.pop(self.name, None)
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the body to return on its own, then stop it (so
+        nothing outlives the wait): True when it had finished by itself."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        finished = not self.running
+        self.stop()
+        return finished
+
     def kill(self, timeout: float = 5.0) -> None:
         """Crash: no ack for the message in hand and no clean close of the connection."""
         self.crashed = True

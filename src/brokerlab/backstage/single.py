@@ -35,7 +35,8 @@ from brokerlab.health import check, port_open
 from brokerlab.settings import Settings, default_cache_dir, get_settings
 
 BROKERS = ("redis", "rabbitmq", "kafka")
-POM = Path(__file__).with_name("kafka") / "pom.xml"
+JAR_POMS = Path(__file__).parent  # <name>/pom.xml pins each tool's jars
+POM = JAR_POMS / "kafka" / "pom.xml"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 READY_TIMEOUT = {"redis": 15.0, "rabbitmq": 60.0, "kafka": 60.0}
@@ -146,15 +147,10 @@ def jar_dir(name: str) -> Path:
     """The jars of `<name>/pom.xml` beside this module, cached outside the state folder
     (survives `rm -rf state`), one folder per pom: a changed pin fetches anew.
     brokerlab.bench.find_jars finds them by the same `<name>-*/lib` pattern."""
-    pom = Path(__file__).with_name(name) / "pom.xml"
+    pom = JAR_POMS / name / "pom.xml"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
     version = kafka_version() if name == "kafka" else "pinned"
     return default_cache_dir() / f"{name}-{version}-{digest}" / "lib"
-
-
-def kafka_lib_dir() -> Path:
-    """Kafka's jars (broker and its tools: ProducerPerformance, ConsumerPerformance)."""
-    return jar_dir("kafka")
 
 
 JARS = {"kafka": "Apache Kafka's", "perftest": "RabbitMQ PerfTest's"}
@@ -170,9 +166,8 @@ def fetch_jars(name: str, echo: Callable[[str], None] = print) -> Path:
     tmp = lib.with_name("lib.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     echo(f"fetching {what} jars from Maven Central into {lib} ...")
-    pom = Path(__file__).with_name(name) / "pom.xml"
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+        [mvn, "-q", "-B", "-f", str(JAR_POMS / name / "pom.xml"), "dependency:copy-dependencies",
          f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
         capture_output=True, text=True, timeout=900,
     )
@@ -183,11 +178,6 @@ def fetch_jars(name: str, echo: Callable[[str], None] = print) -> Path:
     tmp.rename(lib)
     (lib / ".complete").write_text(name + "\n")
     return lib
-
-
-def fetch_kafka(echo: Callable[[str], None] = print) -> Path:
-    """Kafka's jars, fetched when missing (every Kafka start calls this)."""
-    return fetch_jars("kafka", echo)
 
 
 def kafka_properties(node_id: int, port: int, controller: int, data: Path,
@@ -230,7 +220,8 @@ logger.started.level = INFO
 
 def java() -> str:
     found = process.require_binary("java", "Java 17 (for Kafka)")
-    out = subprocess.run([found, "-version"], capture_output=True, text=True).stderr
+    out = subprocess.run([found, "-version"], capture_output=True, text=True,
+                         timeout=30).stderr
     match = re.search(r'version "(\d+)', out)
     if not match or int(match.group(1)) < 17:
         raise LauncherError(f"Kafka {kafka_version()} needs Java 17 or newer; found: {out.strip()}")
@@ -245,7 +236,7 @@ def kafka_argv(where: Place, properties: str, *, cluster_id: str, standalone: bo
     from another version or config must never break the next start, so it is wiped and
     reformatted. Folders stamped by the launcher before this one are adopted as they are.
     """
-    java_bin, lib = java(), fetch_kafka()
+    java_bin, lib = java(), fetch_jars("kafka")  # fetched when missing
     where.root.mkdir(parents=True, exist_ok=True)
     props, log4j = where.root / "server.properties", where.root / "log4j2.properties"
     props.write_text(properties)

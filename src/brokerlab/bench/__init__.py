@@ -15,7 +15,8 @@ The client calls being measured stay in the notebook; this module times them:
   counted: connections, JIT-free Python and the broker's caches settle first.
 - `Result` is one row: messages per second and latency percentiles (microseconds).
 - `table()` shows rows with their ratio to a baseline row; `plot_rates()` and
-  `plot_percentiles()` draw them; `save()` / `load()` keep them for 05.06.
+  `plot_percentiles()` draw them; `tag()` marks a row's role, and `save()` / `load()`
+  keep rows for 05.06.
 - `bench.rabbitmq.perftest`, `bench.redis.redis_benchmark` and
   `bench.kafka.producer_performance` / `consumer_performance` run each broker's own
   benchmark tool and parse its figures into the same `Result`.
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,7 +42,7 @@ from brokerlab.ledger import load_measurements, record_measurement
 from brokerlab.settings import Settings, default_cache_dir
 
 __all__ = ["Meter", "Result", "ToolMissing", "find_jars", "load", "percentile_table",
-           "plot_percentiles", "plot_rates", "ratio", "run_tool", "save", "table"]
+           "plot_percentiles", "plot_rates", "ratio", "run_tool", "save", "table", "tag"]
 
 # Latencies are recorded in microseconds, from 1 µs to 60 s, to 3 significant digits.
 LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
@@ -126,11 +127,13 @@ class Meter:
         self.stop()
 
     def _counting(self, count: int) -> bool:
-        """Advance past the warm-up; True when these records count."""
-        self._seen += count
-        if self._seen <= self.warmup:
-            if self._seen == self.warmup:
-                self._started = time.perf_counter()  # the last warm-up record starts the clock
+        """Advance past the warm-up; True when these records count. A batch that reaches
+        or crosses the end of the warm-up is warm-up as a whole, and its end starts the
+        clock: its records took time before the clock ran, so they cannot count."""
+        before, self._seen = self._seen, self._seen + count
+        if before < self.warmup:
+            if self._seen >= self.warmup:
+                self._started = time.perf_counter()
             return False
         if self._started is None:  # used without `with` and without a warm-up
             self._started = time.perf_counter()
@@ -280,8 +283,14 @@ def plot_percentiles(meters: Iterable[Meter], title: str = "", ax: Any = None) -
 
 def save(key: str, results: Sequence[Result], settings: Settings | None = None) -> Path:
     """Keep a lesson's rows under `key` (e.g. 'rabbitmq') for 05.06's decision guide."""
-    rows = [{k: v for k, v in asdict(r).items()} | {"rate": r.rate} for r in results]
+    rows = [asdict(r) for r in results]
     return record_measurement(key, {"rows": rows}, settings, module="05")
+
+
+def tag(row: Result, role: str, side: str, **more: Any) -> Result:
+    """`row` marked for 05.06: its `role` ('naive', 'tuned', 'native' or 'other') and
+    `side` ('produce', 'consume', ...), plus any `more`, added to what `extra` holds."""
+    return replace(row, extra={**row.extra, "role": role, "side": side, **more})
 
 
 def load(settings: Settings | None = None) -> dict[str, list[Result]]:

@@ -45,10 +45,9 @@ _PRODUCER_LINE = re.compile(
     r"(?P<p99>[\d.]+) ms 99th, (?P<p999>[\d.]+) ms 99\.9th\.")
 
 
-def java_properties(settings: Settings | None = None) -> dict[str, str]:
+def java_properties(settings: Settings) -> dict[str, str]:
     """The Java client properties matching `settings.kafka_client_config()` beyond the
     bootstrap servers (security protocol, SASL, a PEM CA file); empty for PLAINTEXT."""
-    settings = settings or get_settings()
     props: dict[str, str] = {}
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":

@@ -17,8 +17,8 @@ Where it cannot run (no Java, no jars, a broker this machine cannot reach) the r
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 from brokerlab.bench import Result, ToolMissing, find_jars, run_tool
 from brokerlab.settings import Settings, get_settings
@@ -95,20 +95,20 @@ def perftest_argv(settings: Settings, *, label: str, seconds: int, size: int, qu
 def perftest(settings: Settings | None = None, *, label: str, seconds: int, size: int,
              confirm: int | None = None, producers: int = 1, consumers: int = 1,
              prefetch: int | None = None, multi_ack: int | None = None,
-             autoack: bool = False, persistent: bool = True, queue: str | None = None,
-             side: str = "produce", timeout: float | None = None) -> Result:
+             autoack: bool = False, persistent: bool = True, queue: str,
+             side: Literal["produce", "consume"] = "produce",
+             timeout: float | None = None) -> Result:
     """Run PerfTest for `seconds` against this course's RabbitMQ; one row (source PerfTest).
 
     `side="produce"` makes the row's rate the sending rate and its latency the confirm
     latency (publish to confirm); `side="consume"` the receiving rate and the consumer
     latency (publish to delivery). Both sets are kept in `extra`.
-    `queue` should be a name of the lesson's run (`run.queue("perftest")`): PerfTest
+    `queue` is a name of the lesson's run (`run.queue("perftest")`): PerfTest
     declares it durable and auto-delete, so it vanishes once its consumers stop; a run
     without consumers leaves it for the lesson's cleanup. Returns `Result.missing` when
     Java, the jars or the broker cannot be reached from here.
     """
     settings = settings or get_settings()
-    queue = queue or f"{settings.namespace}-perftest-{secrets.token_hex(3)}"
     try:
         argv = perftest_argv(settings, label=label, seconds=seconds, size=size, queue=queue,
                              confirm=confirm, producers=producers, consumers=consumers,

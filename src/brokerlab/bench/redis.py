@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from brokerlab.bench import Result, ToolMissing, run_tool
-from brokerlab.clients import redis_client
+from brokerlab.health import check
 from brokerlab.settings import Settings, get_settings
 
 __all__ = ["benchmark_argv", "connection_args", "parse_csv", "redis_benchmark"]
@@ -93,16 +93,10 @@ def result_from(figures: Mapping[str, float], *, label: str, requests: int,
 
 
 def reachable(settings: Settings) -> str | None:
-    """None when Redis answers a PING, else why not. Checked first because
-    redis-benchmark, refused, retries at full CPU until its timeout."""
-    client = redis_client(settings, timeout=2.0)
-    try:
-        client.ping()
-        return None
-    except Exception as error:  # any failure means: the tool cannot run here
-        return f"Redis at {settings.redis_url} did not answer: {error}"
-    finally:
-        client.close()
+    """None when Redis answers, else why not. Checked first because redis-benchmark,
+    refused, retries at full CPU until its timeout."""
+    status = check("redis", settings, timeout=2.0)
+    return None if status.ok else f"Redis at {status.address} did not answer: {status.detail}"
 
 
 def redis_benchmark(settings: Settings | None = None, *, label: str,
@@ -123,7 +117,7 @@ def redis_benchmark(settings: Settings | None = None, *, label: str,
     except ToolMissing as error:
         return Result.missing(label, f"{error} (Debian: apt install redis-tools)", SOURCE)
     except RuntimeError as error:
-        return Result.missing(label, str(error).splitlines()[0], SOURCE)
+        return Result.missing(label, str(error)[-600:], SOURCE)  # what the tool said
     return result_from(figures, label=label, requests=requests,
                        extra={"pipeline": pipeline, "clients": clients,
                               "command": command[0].upper(), **(extra or {})})
