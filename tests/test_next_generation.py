@@ -98,3 +98,10 @@ def test_the_next_generation_runs_only_lessons_that_meet_its_brokers(nextgen: Mo
         if '\\"redis\\"' in text.split("start_lesson(", 1)[-1][:80] and \
                 "start_cluster_lesson" not in text:
             assert path.name in chosen, path.name
+
+
+def test_the_selection_rule_examples_hold(nextgen: ModuleType) -> None:
+    import doctest
+
+    result = doctest.testmod(nextgen, raise_on_error=True)
+    assert result.attempted > 0 and result.failed == 0

@@ -180,9 +180,10 @@ def start_lab(work: Path, port: int, token: str, namespace: str, log: Path) -> s
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def lab_ready(base: str, token: str) -> bool:
-    request = urllib.request.Request(f"{base}/api/status",
-                                     headers={"Authorization": f"token {token}"})
+def answers(url: str, token: str | None = None) -> bool:
+    """Whether `url` answers 200 (with JupyterLab's token, when given)."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
@@ -242,7 +243,8 @@ def run_test(args: argparse.Namespace, clock: Clock, artifacts: Path) -> dict[st
     clock.log(f"JupyterLab starting on {base} (log: {lab_log})")
     page = None
     try:
-        poll("JupyterLab to answer", lambda: lab.poll() is None and lab_ready(base, token)
+        status = f"{base}/api/status"
+        poll("JupyterLab to answer", lambda: lab.poll() is None and answers(status, token)
              or (lab.poll() is not None and _lab_died(lab_log)), clock.left(60), 0.3)
         clock.log("JupyterLab is up")
         with sync_playwright() as pw:
@@ -411,11 +413,15 @@ def site_test(args: argparse.Namespace, artifacts: Path) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+         "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
     figures: dict[str, Any] = {}
     try:
-        poll("the site's web server to answer", lambda: _answers(base), clock.left(10), 0.2)
+        poll("the site's web server to answer", lambda: server.poll() is not None
+             or answers(f"{base}/index.html"), clock.left(10), 0.2)
+        if server.poll() is not None:
+            raise BrowserTestError("the site's web server (python -m http.server) stopped: "
+                                   + (server.stderr.read() if server.stderr else "")[-500:])
         clock.log(f"serving build/site on {base}")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
@@ -452,17 +458,8 @@ def site_test(args: argparse.Namespace, artifacts: Path) -> dict[str, Any]:
             finally:
                 browser.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(5)
+        stop_lab(server)
     return figures
-
-
-def _answers(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/index.html", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def check_nothing_left(prefix: str, clock: Clock) -> None:

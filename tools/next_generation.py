@@ -9,7 +9,8 @@
     python tools/next_generation.py ctl -- list_queues name messages_ready   (rabbitmqctl)
     BROKERLAB_NEXT_LATEST=1 python tools/next_generation.py ...  (the newest brokers Debian has)
 
-`make test-next` runs every notebook against this generation. The native brokers are
+`make test-next` runs every notebook on Redis or RabbitMQ single nodes against this generation
+(`notebooks` lists them: Kafka and module 04's clusters stay native). The native brokers are
 Debian 12's (RabbitMQ 3.10, Redis 7.0); learners using docker compose meet newer ones,
 so the lessons must hold on both. No Docker here: `build` makes a minimal trixie root
 with debootstrap under the state folder (BROKERLAB_STATE_DIR/next/root) and installs the

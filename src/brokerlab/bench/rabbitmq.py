@@ -71,16 +71,17 @@ def parse_summary(output: str) -> PerfTestSummary:
 def perftest_argv(settings: Settings, *, label: str, seconds: int, size: int, queue: str,
                   confirm: int | None = None, producers: int = 1, consumers: int = 1,
                   prefetch: int | None = None, multi_ack: int | None = None,
-                  autoack: bool = False, persistent: bool = True) -> list[str]:
+                  autoack: bool = False) -> list[str]:
     """The java command line for one PerfTest run (see `java ... PerfTest --help`)."""
     argv = ["java", "-cp", f"{find_jars('perftest')}/*", "com.rabbitmq.perf.PerfTest",
             "-h", settings.rabbitmq_url,
             "--id", label,
             "-x", str(producers), "-y", str(consumers),
             "-s", str(size), "-z", str(seconds),
-            "-u", queue, "-e", EXCHANGE, "-k", queue]
-    if persistent:
-        argv += ["-f", "persistent"]   # delivery mode 2, like the lesson's messages
+            "-u", queue, "-e", EXCHANGE, "-k", queue,
+            # A durable queue and persistent messages (delivery mode 2), like the lesson's;
+            # RabbitMQ 4 deprecates the transient shared queue PerfTest declares without it.
+            "-f", "persistent"]
     if confirm is not None:
         argv += ["-c", str(confirm)]   # at most this many published, not yet confirmed
     if prefetch is not None:
@@ -95,7 +96,7 @@ def perftest_argv(settings: Settings, *, label: str, seconds: int, size: int, qu
 def perftest(settings: Settings | None = None, *, label: str, seconds: int, size: int,
              confirm: int | None = None, producers: int = 1, consumers: int = 1,
              prefetch: int | None = None, multi_ack: int | None = None,
-             autoack: bool = False, persistent: bool = True, queue: str,
+             autoack: bool = False, queue: str,
              side: Literal["produce", "consume"] = "produce",
              timeout: float | None = None) -> Result:
     """Run PerfTest for `seconds` against this course's RabbitMQ; one row (source PerfTest).
@@ -112,8 +113,7 @@ def perftest(settings: Settings | None = None, *, label: str, seconds: int, size
     try:
         argv = perftest_argv(settings, label=label, seconds=seconds, size=size, queue=queue,
                              confirm=confirm, producers=producers, consumers=consumers,
-                             prefetch=prefetch, multi_ack=multi_ack, autoack=autoack,
-                             persistent=persistent)
+                             prefetch=prefetch, multi_ack=multi_ack, autoack=autoack)
         output = run_tool(argv, timeout=timeout or seconds + 30.0, what="PerfTest")
         summary = parse_summary(output)
     except (ToolMissing, RuntimeError, ValueError) as error:
@@ -125,7 +125,7 @@ def perftest(settings: Settings | None = None, *, label: str, seconds: int, size
     p99 = summary.confirm_p99_us if produce else summary.consumer_p99_us
     extra = {"role": "native", "side": side, "size": size, "confirm": confirm,
              "producers": producers, "consumers": consumers, "prefetch": prefetch,
-             "multi_ack": multi_ack, "autoack": autoack, "persistent": persistent,
+             "multi_ack": multi_ack, "autoack": autoack,
              "sending_rate": summary.sending_rate, "receiving_rate": summary.receiving_rate,
              "consumer_p99_us": summary.consumer_p99_us,
              "confirm_p99_us": summary.confirm_p99_us}
