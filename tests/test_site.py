@@ -108,6 +108,18 @@ def test_links_to_files_off_the_site_point_at_the_repository() -> None:
         " [web](https://x.org) [a](#b)")
 
 
+def test_links_a_cell_printed_as_markdown_point_at_pages() -> None:
+    nb = _notebook("table")
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "text/markdown": "[a](01.02-y.ipynb#goals) [b](../labs/01.01-x.ipynb) [c](../LICENSE)",
+        "text/plain": "<IPython.core.display.Markdown object>"})]
+    on_site = {"notebooks/01.02-y.ipynb", "labs/01.01-x.ipynb"}
+    page = make_site.prepare(nb, "notebooks", "01.01-x.ipynb", True, on_site, REPO)
+    assert page.cells[1].outputs[0].data["text/markdown"] == (
+        "[a](01.02-y.html#goals) [b](../labs/01.01-x.html) "
+        "[c](https://github.com/owner/course/blob/main/LICENSE)")
+
+
 def test_widget_outputs_give_way_to_a_binder_note() -> None:
     nb = _notebook("panel")
     nb.cells.insert(1, nbformat.v4.new_markdown_cell("nav"))

@@ -102,8 +102,11 @@ def has_code(nb: NotebookNode) -> bool:
     return any(c.cell_type == "code" for c in nb.cells)
 
 
-def rewrite_links(text: str, rel: str, on_site: set[str], repo: str) -> str:
-    """Relative links of the file at ``rel`` to files that are not on the site -> GitHub."""
+def rewrite_links(text: str, rel: str, on_site: set[str], repo: str, *,
+                  as_pages: bool = False) -> str:
+    """Relative links of the file at ``rel`` to files that are not on the site -> GitHub.
+    With ``as_pages``, links to notebooks on the site -> their pages (``.html``): for
+    Markdown a cell *printed*, which Sphinx renders as it is, without resolving links."""
     base = Path(rel).parent
 
     def fix(match: re.Match[str]) -> str:
@@ -122,6 +125,9 @@ def rewrite_links(text: str, rel: str, on_site: set[str], repo: str) -> str:
                 parts.append(part)
         normal = "/".join(parts)
         if normal in on_site:
+            if as_pages and path.endswith(".ipynb"):
+                return f"{match.group(1)}{path[:-len('.ipynb')]}.html{target[len(path):]}" \
+                       f"{match.group(3)}"
             return match.group(0)
         return f"{match.group(1)}https://github.com/{repo}/blob/main/{normal}{match.group(3)}"
 
@@ -144,6 +150,10 @@ def prepare(nb: NotebookNode, folder: str, name: str, executed: bool, on_site: s
             kept = [o for o in cell.get("outputs", []) if WIDGET_MIME not in o.get("data", {})]
             widgets |= len(kept) != len(cell.get("outputs", []))
             cell.outputs = kept
+            for output in kept:
+                if "text/markdown" in output.get("data", {}):
+                    output.data["text/markdown"] = rewrite_links(
+                        output.data["text/markdown"], rel, on_site, repo, as_pages=True)
         elif cell.cell_type == "markdown":
             cell.source = rewrite_links(cell.source, rel, on_site, repo)
     notes = []
