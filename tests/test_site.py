@@ -4,6 +4,7 @@ tools/make_site.py's checks fail on a traceback, a broken link and a missing pag
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,6 +52,30 @@ def test_nbval_keep_writes_outputs_and_counts(tmp_path: Path) -> None:
     assert second.outputs[0].data["text/plain"] == "42"
     assert second.execution_count == second.outputs[0].execution_count == 2
     assert third.outputs == [] and third.execution_count is None
+
+
+def test_nbval_keep_keeps_what_a_real_nbval_run_executed(tmp_path: Path) -> None:
+    """The plugin against nbval itself (a kernel, no broker): it relies on nbval's
+    internals (IPyNbCell.cell, .test_outputs, IPyNbFile.get_kernel_message)."""
+    import subprocess
+
+    nb = _notebook("print('hi')",
+                   "from IPython.display import display\n"
+                   "handle = display('first', display_id=True)\nhandle.update('last')")
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, str(tmp_path / "notebooks" / "01.01-x.ipynb"))
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "-p", "nbval_keep", "--keep-executed", "out",
+         "notebooks/01.01-x.ipynb"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tools)},
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    kept = nbformat.read(str(tmp_path / "out" / "notebooks" / "01.01-x.ipynb"), as_version=4)
+    printed, displayed = (c for c in kept.cells if c.cell_type == "code")
+    assert printed.outputs[0].text == "hi\n"
+    assert displayed.outputs[0].data["text/plain"] == "'last'"  # as it finally looked
 
 
 def _site(tmp_path: Path, pages: dict[str, str]) -> Path:

@@ -34,9 +34,9 @@ Needs root (debootstrap, chroot, mount): run it as root or in CI.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -547,35 +547,47 @@ def status(settings: Settings | None = None, echo: Callable[[str], None] = print
     return running
 
 
-SETUP = re.compile(r'start_(cluster_)?lesson\(\\?"[^"\\]+\\?"((?:, *\\?"\w+\\?")*)\)')
-
-
-def meets_this_generation(text: str) -> bool:
-    """Whether a notebook (its .ipynb text) talks to the brokers this generation replaces:
-    a setup cell that names Redis or RabbitMQ on the single-node brokers, or no setup cell
-    (00.01 checks every broker). Kafka-only lessons meet the same native Kafka as the
-    first run, and module 04's clusters stay native too: running them again tests nothing
-    new, so `make test-next` leaves them out.
+def meets_this_generation(setup: str | None) -> bool:
+    """Whether a notebook, by its setup cell's source (None: it has none), talks to the
+    brokers this generation replaces: `start_lesson` naming Redis or RabbitMQ, or no
+    lesson start at all (00.01 checks every broker). Kafka-only lessons meet the same
+    native Kafka as the first run, and module 04's clusters (`start_cluster_lesson`) stay
+    native too: running them again tests nothing new, so `make test-next` leaves them out.
 
     >>> meets_this_generation('run = bl.start_lesson("01.01", "rabbitmq")')
     True
-    >>> meets_this_generation('run = bl.start_lesson(\\"03.01\\", \\"kafka\\")')
+    >>> meets_this_generation('run = bl.start_lesson(\\n    "05.05", "kafka", "redis")')
+    True
+    >>> meets_this_generation('run = bl.start_lesson("03.01", "kafka")')
     False
     >>> meets_this_generation('run = bl.start_cluster_lesson("04.03", "rabbitmq")')
     False
-    >>> meets_this_generation('no setup cell')
+    >>> meets_this_generation(None)
     True
     """
-    match = SETUP.search(text)
-    if match is None:
-        return True
-    return match.group(1) is None and any(b in match.group(2) for b in BROKERS)
+    for node in ast.walk(ast.parse(setup or "")):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name in ("start_lesson", "start_cluster_lesson"):
+                named = {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
+                return name == "start_lesson" and bool(named & set(BROKERS))
+    return True
+
+
+def setup_source(path: Path) -> str | None:
+    """The source of a notebook's code cell tagged `setup` (the course has one each)."""
+    import nbformat
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and "setup" in cell.get("metadata", {}).get("tags", []):
+            return str(cell.source)
+    return None
 
 
 def notebooks(root: Path) -> list[Path]:
     """The notebooks and solutions `make test-next` runs (see meets_this_generation)."""
     found = sorted(root.glob("notebooks/*.ipynb")) + sorted(root.glob("solutions/*.ipynb"))
-    return [p for p in found if meets_this_generation(p.read_text())]
+    return [p for p in found if meets_this_generation(setup_source(p))]
 
 
 def main(argv: list[str] | None = None) -> int:
