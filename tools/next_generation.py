@@ -148,16 +148,18 @@ def require_root(what: str) -> None:
                         "run it as root, e.g. in CI or with sudo")
 
 
-def node_env(folder: Path, node: str, ports: tuple[int, ...]) -> dict[str, str]:
-    """The course launcher's RabbitMQ node environment and config files (management
-    plugin, node name, data folders), plus 4.3's refusal of transient queues."""
+def node_env(folder: Path, node: str, ports: tuple[int, ...],
+             stream_port: int | None = None) -> dict[str, str]:
+    """The course launcher's RabbitMQ node environment and config files (management and
+    stream plugins, node name, data folders), plus 4.3's refusal of transient queues."""
     options = {"watermark": "512MB", "schedulers": "+S 2:2 +A 8",
                "extra_conf": RABBITMQ_EXTRA_CONF}
     amqp, management, dist = ports
     # The launcher's own node environment, so both generations run the course's config.
     from brokerlab.backstage.single import rabbitmq_node_env
 
-    return rabbitmq_node_env(folder, node, (amqp, management, dist), **options)
+    return rabbitmq_node_env(folder, node, (amqp, management, dist), stream_port=stream_port,
+                             **options)
 
 
 # ---------------------------------------------------------------- build
@@ -342,7 +344,8 @@ def _command(inst: Instance, settings: Settings, fresh: bool) -> tuple[list[str]
         argv = ["/usr/bin/redis-server", str(_redis_config(inst, fresh))]
     else:
         amqp, management, dist = inst.ports
-        env = node_env(inst.folder, rabbitmq_node(settings), inst.ports)
+        env = node_env(inst.folder, rabbitmq_node(settings), inst.ports,
+                       stream_port=urlsplit(settings.rabbitmq_stream_url).port or 5552)
         argv = ["/usr/lib/rabbitmq/bin/rabbitmq-server"]
     env.update(CHROOT_ENV)
     return argv, env

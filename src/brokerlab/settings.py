@@ -5,6 +5,7 @@ the same notebooks run against a classroom or cloud cluster by setting variables
 
     RABBITMQ_URL             amqp://guest:guest@127.0.0.1:5672/%2F   (amqps:// for TLS)
     RABBITMQ_MANAGEMENT_URL  http://127.0.0.1:15672                  (the management UI)
+    RABBITMQ_STREAM_URL      rabbitmq-stream://guest:guest@127.0.0.1:5552/%2F (streams, 07.04)
     REDIS_URL                redis://127.0.0.1:6379/0                (rediss:// for TLS)
     KAFKA_BOOTSTRAP_SERVERS  127.0.0.1:9092                          (comma-separated)
     KAFKA_SECURITY_PROTOCOL  PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -38,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_RABBITMQ_MANAGEMENT_URL = "http://127.0.0.1:15672"
+DEFAULT_RABBITMQ_STREAM_URL = "rabbitmq-stream://guest:guest@127.0.0.1:5552/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_KAFKA_CLUSTER = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
@@ -74,6 +76,7 @@ class Settings:
 
     rabbitmq_url: str = DEFAULT_RABBITMQ_URL
     rabbitmq_management_url: str = DEFAULT_RABBITMQ_MANAGEMENT_URL
+    rabbitmq_stream_url: str = DEFAULT_RABBITMQ_STREAM_URL
     redis_url: str = DEFAULT_REDIS_URL
     kafka_bootstrap_servers: tuple[str, ...] = (DEFAULT_KAFKA_BOOTSTRAP_SERVERS,)
     kafka_security_protocol: str = "PLAINTEXT"
@@ -106,6 +109,7 @@ class Settings:
         settings = cls(
             rabbitmq_url=get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL),
             rabbitmq_management_url=get("RABBITMQ_MANAGEMENT_URL", DEFAULT_RABBITMQ_MANAGEMENT_URL),
+            rabbitmq_stream_url=get("RABBITMQ_STREAM_URL", DEFAULT_RABBITMQ_STREAM_URL),
             redis_url=get("REDIS_URL", DEFAULT_REDIS_URL),
             kafka_bootstrap_servers=tuple(
                 s.strip()

@@ -73,11 +73,19 @@ def rabbitmq_node(settings: Settings) -> str:
 
 
 def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, watermark: str,
-                      schedulers: str, extra_conf: str = "") -> dict[str, str]:
+                      schedulers: str, extra_conf: str = "",
+                      stream_port: int | None = None) -> dict[str, str]:
     """Config files and environment that run one RabbitMQ node as any user from `root`
-    (the course's node here, and each cluster node)."""
+    (the course's node here, and each cluster node). With `stream_port` the node also
+    speaks the stream protocol (07.04), advertising 127.0.0.1 so clients reach it."""
     amqp, management, dist = ports
     root.mkdir(parents=True, exist_ok=True)
+    plugins = ["rabbitmq_management"]
+    if stream_port is not None:
+        plugins.append("rabbitmq_stream")
+        extra_conf += (f"stream.listeners.tcp.default = 127.0.0.1:{stream_port}\n"
+                       "stream.advertised_host = 127.0.0.1\n"
+                       f"stream.advertised_port = {stream_port}\n")
     conf = root / "rabbitmq.conf"
     conf.write_text(
         "# Written by brokerlab\n"
@@ -87,7 +95,7 @@ def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, wat
         f"vm_memory_high_watermark.absolute = {watermark}\n"
         "disk_free_limit.absolute = 50MB\n" + extra_conf
     )
-    (root / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    (root / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
     (root / "rabbitmq-env.conf").write_text("# brokerlab: no overrides\n")
     return dict(
         os.environ,
@@ -112,7 +120,8 @@ def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, wat
 def rabbitmq_env(settings: Settings) -> dict[str, str]:
     return rabbitmq_node_env(place("rabbitmq", settings).root, rabbitmq_node(settings),
                              rabbitmq_ports(settings), watermark="512MB",
-                             schedulers="+S 2:2 +A 8")
+                             schedulers="+S 2:2 +A 8",
+                             stream_port=process.port_of(settings.rabbitmq_stream_url, 5552))
 
 
 def rabbitmqctl(node: str, env: dict[str, str], *args: str,
