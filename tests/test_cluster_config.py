@@ -59,6 +59,7 @@ def test_addresses_come_from_settings(tmp_path: Path) -> None:
             f"amqp://guest:guest@127.0.0.1:{p}/%2F" for p in (6673, 6674, 6675))}))
     conf = (tmp_path / "cluster" / "rabbit-3" / "rabbitmq.conf").read_text()
     assert "classic_config.nodes.1 = rabbit6673@localhost" in conf
+    assert "stream" not in conf, "cluster nodes have no stream port; only the course node has"
     assert env["RABBITMQ_NODENAME"] == "rabbit6675@localhost"
     redis = Settings.from_env({
         "BROKERLAB_STATE_DIR": str(tmp_path), "REDIS_CLUSTER_NODES": "127.0.0.1:7380",
@@ -74,6 +75,20 @@ def test_single_node_ports_come_from_settings() -> None:
     assert single.rabbitmq_node(settings) == "rabbit5772@localhost"
     assert single.rabbitmq_node(Settings()) == "rabbit@localhost"
     assert single.rabbitmq_ports(Settings()) == (5672, 15672, 25672)
+
+
+def test_the_single_node_speaks_the_stream_protocol_on_its_setting(tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "BROKERLAB_STATE_DIR": str(tmp_path),
+        "RABBITMQ_STREAM_URL": "rabbitmq-stream://guest:guest@127.0.0.1:5652/%2F"})
+    env = single.rabbitmq_env(settings)
+    conf = Path(env["RABBITMQ_CONFIG_FILE"]).read_text()
+    assert "stream.listeners.tcp.default = 127.0.0.1:5652" in conf
+    # Clients reconnect to the advertised address: it must be one they can reach.
+    assert "stream.advertised_host = 127.0.0.1" in conf
+    assert "stream.advertised_port = 5652" in conf
+    plugins = Path(env["RABBITMQ_ENABLED_PLUGINS_FILE"]).read_text()
+    assert plugins == "[rabbitmq_management,rabbitmq_stream].\n"
 
 
 def test_a_cluster_started_while_none_of_its_nodes_runs_starts_empty(

@@ -114,7 +114,7 @@ def test_every_published_port_is_loopback_only(
 
 def test_expected_ports(services: dict[str, dict[str, Any]]) -> None:
     ports = {name: {row[1] for row in published(services[name])} for name in SERVICES}
-    assert ports["rabbitmq"] == {"5672", "15672"}
+    assert ports["rabbitmq"] == {"5672", "15672", "5552"}
     assert ports["redis"] == {"6379"}
     assert ports["kafka"] == {"9092"}
     assert ports["jupyter"] == {"8888"}
@@ -259,6 +259,7 @@ def test_jupyter_reaches_brokers_by_service_name(services: dict[str, dict[str, A
     assert urlsplit(env["RABBITMQ_URL"]).hostname == "rabbitmq"
     assert urlsplit(env["RABBITMQ_URL"]).port == 5672
     assert urlsplit(env["RABBITMQ_MANAGEMENT_URL"]).hostname == "rabbitmq"
+    assert urlsplit(env["RABBITMQ_STREAM_URL"]).hostname == "rabbitmq"
     assert urlsplit(env["REDIS_URL"]).hostname == "redis"
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
     assert "COURSE_NAMESPACE" in env
@@ -337,3 +338,14 @@ def test_ci_workflow_runs_make_test_against_compose() -> None:
     assert "docker compose up -d --wait" in text
     assert "make test BROKERS=external" in text
     assert "docker compose down -v" in text
+
+
+def test_rabbitmq_runs_the_stream_plugin(services: dict[str, dict[str, Any]]) -> None:
+    """07.04 speaks RabbitMQ's stream protocol: the plugin is enabled from a mounted file
+    that keeps the image's own plugins."""
+    mounts = [v for v in services["rabbitmq"]["volumes"]
+              if v.endswith("/etc/rabbitmq/enabled_plugins:ro")]
+    assert mounts, "mount compose/rabbitmq/enabled_plugins at /etc/rabbitmq/enabled_plugins"
+    text = (ROOT / mounts[0].split(":")[0]).read_text()
+    for plugin in ("rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_stream"):
+        assert plugin in text, f"{plugin} missing from {mounts[0].split(':')[0]}"

@@ -67,9 +67,12 @@ def test_marker_caches_a_build(nextgen: ModuleType, tmp_path: Path) -> None:
 
 def test_rabbitmq_refuses_transient_queues_as_43_does(nextgen: ModuleType,
                                                       tmp_path: Path) -> None:
-    env = nextgen.node_env(tmp_path / "rabbitmq", "rabbit@localhost", (5672, 15672, 25672))
+    env = nextgen.node_env(tmp_path / "rabbitmq", "rabbit@localhost", (5672, 15672, 25672),
+                           stream_port=5552)
     conf = Path(env["RABBITMQ_CONFIG_FILE"]).read_text()
     assert "deprecated_features.permit.transient_nonexcl_queues = false" in conf
+    assert "stream.listeners.tcp.default = 127.0.0.1:5552" in conf
+    assert "rabbitmq_stream" in Path(env["RABBITMQ_ENABLED_PLUGINS_FILE"]).read_text()
     assert "management.tcp.port = 15672" in conf
     assert env["RABBITMQ_NODENAME"] == "rabbit@localhost"
     assert env["RABBITMQ_MNESIA_BASE"].startswith(str(tmp_path))
