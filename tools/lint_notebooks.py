@@ -65,23 +65,38 @@ MAGIC_RE = re.compile(r"^\s*%%?\w+\s*")
 
 
 def client_api_names() -> frozenset[str]:
-    """Public method and class names of the three clients (read from the installed
-    packages, so a client upgrade updates the list)."""
+    """Public method and class names of the clients the course teaches (read from the
+    installed packages, so a client upgrade updates the list): pika, redis-py and
+    kafka-python, and module 07's aio-pika, redis.asyncio, aiokafka and confluent-kafka."""
     import inspect
 
+    import aio_pika
+    import aio_pika.abc
+    import aiokafka
+    import confluent_kafka
+    import confluent_kafka.admin
     import kafka
     import pika
     import redis
+    import redis.asyncio
     import redis.client
     import redis.sentinel
     from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
     classes = (BlockingChannel, BlockingConnection, redis.Redis, redis.client.Pipeline,
                redis.client.PubSub, redis.sentinel.Sentinel, kafka.KafkaProducer,
-               kafka.KafkaConsumer, kafka.KafkaAdminClient)
+               kafka.KafkaConsumer, kafka.KafkaAdminClient,
+               aio_pika.abc.AbstractRobustConnection, aio_pika.abc.AbstractChannel,
+               aio_pika.abc.AbstractQueue, aio_pika.abc.AbstractExchange,
+               aio_pika.abc.AbstractIncomingMessage, redis.asyncio.Redis,
+               aiokafka.AIOKafkaProducer, aiokafka.AIOKafkaConsumer,
+               confluent_kafka.Producer, confluent_kafka.Consumer,
+               confluent_kafka.ShareConsumer, confluent_kafka.admin.AdminClient)
+    modules = (pika, redis, kafka, aio_pika, aiokafka, confluent_kafka)
     names = {n for cls in classes for n in dir(cls) if not n.startswith("_")}
-    names |= {n for mod in (pika, redis, kafka) for n in dir(mod)
-              if not n.startswith("_") and inspect.isclass(getattr(mod, n))}
+    names |= {n for mod in modules for n in dir(mod)
+              if not n.startswith("_") and (inspect.isclass(getattr(mod, n))
+                                            or mod is aio_pika and callable(getattr(mod, n)))}
     return frozenset(names - {"close", "config"})  # too generic to prove anything
 
 
@@ -122,8 +137,9 @@ def regions_without_client_calls(root: Path) -> set[tuple[str, str]]:
 
 def client_call_problems(root: Path) -> list[str]:
     """One message per solution region without client calls."""
-    return [f"solutions/{name}: cell {cid}: the solution region calls no pika / redis-py / "
-            "kafka-python API; the learner should write the client calls"
+    return [f"solutions/{name}: cell {cid}: the solution region calls no broker client API "
+            "(pika, redis-py, kafka-python, aio-pika, aiokafka, confluent-kafka); the learner "
+            "should write the client calls"
             for name, cid in sorted(regions_without_client_calls(root))]
 
 
@@ -190,9 +206,10 @@ def _structure(nb: NotebookNode, name: str) -> list[str]:
 
 
 def transient_declares(source: str) -> list[int]:
-    """Line numbers of ``queue_declare`` calls that declare a transient, non-exclusive
-    queue: none of ``durable``, ``exclusive`` or ``passive`` is given as True. A value
-    that is not a constant (``durable=durable``, ``**options``) is taken on trust."""
+    """Line numbers of ``queue_declare`` (pika) and ``declare_queue`` (aio-pika) calls that
+    declare a transient, non-exclusive queue: none of ``durable``, ``exclusive`` or
+    ``passive`` is given as True. A value that is not a constant (``durable=durable``,
+    ``**options``) is taken on trust."""
     # IPython magics are not Python: keep what `%time` runs, drop shell escapes.
     code = "\n".join(MAGIC_RE.sub("", line) if not line.lstrip().startswith("!") else ""
                      for line in source.split("\n"))
@@ -203,7 +220,7 @@ def transient_declares(source: str) -> list[int]:
     lines = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "queue_declare"):
+                and node.func.attr in ("queue_declare", "declare_queue")):
             continue
         safe = False
         for keyword in node.keywords:
