@@ -1,5 +1,5 @@
-"""brokerlab.workers: one Worker (pacing, stop vs kill) and the control panel's bodies
-(what stop and kill leave per broker, and nothing left open).
+"""brokerlab.workers: one Worker (pacing, stop vs kill); brokerlab.panel.workers: the control
+panel's bodies (what stop and kill leave per broker, and nothing left open).
 
 Tests marked `brokers` use the real brokers (make brokers); the rest run anywhere.
 """
@@ -15,6 +15,7 @@ from broker_probes import rabbitmq_connection_names, redis_client_names
 
 import brokerlab as bl
 from brokerlab import workers as W
+from brokerlab.panel import workers as PW
 
 # ---------------------------------------------------------------- no broker needed
 
@@ -121,11 +122,11 @@ def test_every_worker_has_a_ledger() -> None:
 
 def test_new_worker_refuses_what_cannot_work() -> None:
     with pytest.raises(ValueError, match="unknown broker"):
-        W.new_worker("mqtt", "queue", "producer", "n", "t")
+        PW.new_worker("mqtt", "queue", "producer", "n", "t")
     with pytest.raises(ValueError, match="no kind"):
-        W.new_worker("redis", "queue", "producer", "n", "t")
+        PW.new_worker("redis", "queue", "producer", "n", "t")
     with pytest.raises(ValueError, match="needs a group"):
-        W.new_worker("kafka", "topic", "consumer", "n", "t")
+        PW.new_worker("kafka", "topic", "consumer", "n", "t")
 
 
 # ---------------------------------------------------------------- real brokers
@@ -146,7 +147,7 @@ def ready(queue: str) -> int:
 
 def worker(run: bl.Run, broker: str, kind: str, role: str, who: str, target: str,
            **options: object) -> W.Worker:
-    return W.new_worker(broker, kind, role, run.name(who), target, start=True,
+    return PW.new_worker(broker, kind, role, run.name(who), target, start=True,
                         **options)  # type: ignore[arg-type]
 
 

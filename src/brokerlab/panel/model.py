@@ -18,15 +18,9 @@ from typing import Any, TypeVar
 from brokerlab.health import NAMES, START_HINT
 from brokerlab.naming import Run
 from brokerlab.panel.probes import Target, describe, read_once
+from brokerlab.panel.workers import KINDS, ensure_stream_group, new_worker, redis_connect
 from brokerlab.settings import Settings
-from brokerlab.workers import (
-    KINDS,
-    MAX_SIZE,
-    Worker,
-    ensure_stream_group,
-    new_worker,
-    redis_connect,
-)
+from brokerlab.workers import MAX_SIZE, Worker
 
 DEFAULT_KIND = {"rabbitmq": "queue", "redis": "stream", "kafka": "topic"}
 KIND_LABEL = {"queue": "queue", "stream": "stream", "list": "list", "pubsub": "channel",

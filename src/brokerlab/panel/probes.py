@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from brokerlab.health import NAMES
+from brokerlab.panel.workers import redis_connect
 from brokerlab.settings import Settings
-from brokerlab.workers import Worker, redis_connect
+from brokerlab.workers import Worker
 
 READ_EVERY = {"rabbitmq": 0.5, "redis": 0.5, "kafka": 1.0}  # seconds between readings
 RETRY_AFTER = 2.0  # seconds before asking a broker that did not answer again

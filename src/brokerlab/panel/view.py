@@ -23,7 +23,8 @@ from brokerlab.health import NAMES, START_HINT
 from brokerlab.naming import Run
 from brokerlab.panel.model import DEFAULT_KIND, KIND_LABEL, PanelModel, guarded
 from brokerlab.panel.probes import Target, describe, read_loop
-from brokerlab.workers import KINDS, Worker
+from brokerlab.panel.workers import KINDS
+from brokerlab.workers import Worker
 
 MAX_RATE = 1000      # the sliders' top; set_rate() accepts more
 ROW_HEIGHT = "34px"  # the figures table and the button column line up row by row
