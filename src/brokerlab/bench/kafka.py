@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from brokerlab.bench import Result, ToolMissing, find_jars, run_tool
 from brokerlab.settings import Settings, get_settings
@@ -148,12 +149,8 @@ def producer_performance(settings: Settings | None = None, *, label: str, topic:
             f"batch.size={batch_size}", f"compression.type={compression}"]
     if warmup:
         args += ["--warmup-records", str(warmup)]
-    try:
-        output = _run_java("org.apache.kafka.tools.ProducerPerformance", args, settings,
-                           timeout=timeout, what=PRODUCER_TOOL)
-    except ToolMissing as why:
-        return replace(Result.missing(label, str(why), PRODUCER_TOOL), extra=shape)
-    return parse_producer_performance(output, label, shape)
+    return _tool_result("org.apache.kafka.tools.ProducerPerformance", PRODUCER_TOOL, args,
+                        parse_producer_performance, settings, timeout, label, shape)
 
 
 def consumer_performance(settings: Settings | None = None, *, label: str, topic: str,
@@ -170,9 +167,17 @@ def consumer_performance(settings: Settings | None = None, *, label: str, topic:
     args = ["--bootstrap-server", ",".join(settings.kafka_bootstrap_servers),
             "--topic", topic, "--num-records", str(messages), "--group", group,
             "--timeout", str(idle_ms)]
+    return _tool_result("org.apache.kafka.tools.ConsumerPerformance", CONSUMER_TOOL, args,
+                        parse_consumer_performance, settings, timeout, label, shape)
+
+
+def _tool_result(main: str, what: str, args: list[str],
+                 parse: Callable[[str, str, dict[str, Any]], Result], settings: Settings,
+                 timeout: float, label: str, shape: dict[str, Any]) -> Result:
+    """Run one of Kafka's performance tools and parse its output into a Result row, or
+    a `Result.missing` row (with the row's shape) when Java or the jars are not here."""
     try:
-        output = _run_java("org.apache.kafka.tools.ConsumerPerformance", args, settings,
-                           timeout=timeout, what=CONSUMER_TOOL)
+        output = _run_java(main, args, settings, timeout=timeout, what=what)
     except ToolMissing as why:
-        return replace(Result.missing(label, str(why), CONSUMER_TOOL), extra=shape)
-    return parse_consumer_performance(output, label, shape)
+        return replace(Result.missing(label, str(why), what), extra=shape)
+    return parse(output, label, shape)
