@@ -286,3 +286,12 @@ def test_what_counts_as_a_client_call(region: str, ok: bool) -> None:
 
 def test_every_region_of_the_course_calls_a_client() -> None:
     assert lint_notebooks.client_call_problems(lint_notebooks.ROOT) == []
+
+
+def test_links_into_another_notebooks_section_are_flagged(root: Path) -> None:
+    def link(nb: NotebookNode) -> None:
+        nb.cells[0].source += ("\n\nSee [01.03](01.03-durability.ipynb#Short-of-memory) and "
+                               "[the docs](https://www.rabbitmq.com/docs/alarms#blocked).")
+
+    edit(root, LESSON, link)
+    assert_only(lint_notebooks.lint(root), LESSON, "breaks on the website")

@@ -182,6 +182,10 @@ def _title(nb: NotebookNode, name: str) -> list[str]:
     return msgs
 
 
+# ](01.03-durability.ipynb#Some-heading): Jupyter's heading anchors, unknown to the site.
+NOTEBOOK_ANCHOR_RE = re.compile(r"\]\([^)\s]*\.ipynb#[^)\s]*\)")
+
+
 def _structure(nb: NotebookNode, name: str) -> list[str]:
     msgs = []
     if not name.startswith("00.00-"):
@@ -195,6 +199,10 @@ def _structure(nb: NotebookNode, name: str) -> list[str]:
         if unknown:
             allowed = ", ".join(sorted(ALLOWED_TAGS))
             msgs.append(f"cell {i}: unknown tag(s) {', '.join(unknown)} (allowed: {allowed})")
+        if cell.cell_type == "markdown" and NOTEBOOK_ANCHOR_RE.search(cell.source):
+            msgs.append(f"cell {i}: a link into another notebook's section "
+                        f"({NOTEBOOK_ANCHOR_RE.search(cell.source).group(0)}) breaks on the "
+                        "website (Sphinx makes other anchors): link the notebook, name the section")
         if cell.cell_type == "code" and cell.get("outputs"):
             msgs.append(f"cell {i}: has outputs (strip outputs before committing)")
         if cell.cell_type == "code" and cell.get("execution_count") is not None:
