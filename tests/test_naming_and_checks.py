@@ -1,10 +1,11 @@
+import asyncio
 import re
 import threading
 import time
 
 import pytest
 
-from brokerlab.checks import settle, wait_for, wait_until
+from brokerlab.checks import settle, wait_for, wait_until, wait_until_async
 from brokerlab.naming import Run
 from brokerlab.settings import Settings
 
@@ -62,3 +63,23 @@ def test_settle_waits_for_a_count_to_stop_changing() -> None:
     t0 = time.monotonic()
     settle(lambda: time.monotonic(), quiet=0.5, timeout=0.4)  # never quiet: gives up in time
     assert time.monotonic() - t0 < 1
+
+
+def test_wait_until_async_keeps_the_loop_running_and_is_bounded() -> None:
+    async def scenario() -> tuple[object, object, float]:
+        flag: list[bool] = []
+
+        async def other_task() -> None:      # runs only if the wait yields to the loop
+            await asyncio.sleep(0.05)
+            flag.append(True)
+
+        task = asyncio.create_task(other_task())
+        got = await wait_until_async(lambda: bool(flag), timeout=2)
+        await task
+        started = time.monotonic()
+        never = await wait_until_async(lambda: 0, timeout=0.1)
+        return got, never, time.monotonic() - started
+
+    got, never, waited = asyncio.run(scenario())
+    assert got is True
+    assert never == 0 and 0.1 <= waited < 1.0

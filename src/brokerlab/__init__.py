@@ -27,7 +27,7 @@ The course's launcher (brokerlab.backstage, `make brokers`) is apart: lessons ne
 import time
 from collections.abc import Callable
 
-from brokerlab.checks import settle, wait_for, wait_until
+from brokerlab.checks import settle, wait_for, wait_until, wait_until_async
 from brokerlab.cleanup import cleanup, leftovers, rabbitmq_queues
 from brokerlab.cleanup import cluster_cleanup as cleanup_cluster
 from brokerlab.clients import (
@@ -57,6 +57,7 @@ __all__ = [
     "kafka_admin", "kafka_consumer", "kafka_producer", "leftovers", "rabbitmq_channel",
     "rabbitmq_connection", "rabbitmq_queues", "redis_client", "require", "running_workers",
     "settle", "start_lesson", "status_table", "stop_all", "wait_for", "wait_until",
+    "wait_until_async",
 ]
 
 

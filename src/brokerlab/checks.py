@@ -9,6 +9,7 @@ asynchronous, so a check first waits, bounded, for the count to settle:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,6 +26,19 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
     value = predicate()
     while not value and time.monotonic() < deadline:
         time.sleep(interval)
+        value = predicate()
+    return value
+
+
+async def wait_until_async(predicate: Callable[[], T], timeout: float = 10.0,
+                           interval: float = 0.02) -> T:
+    """`wait_until` for asyncio code (module 07): the same bounded poll, but it sleeps with
+    `await asyncio.sleep`, so the event loop and every other task on it keep running
+    (`wait_until`'s `time.sleep` would freeze them all). Returns the last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        await asyncio.sleep(interval)
         value = predicate()
     return value
 
