@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from brokerlab import ledger as ct
+from brokerlab.bench import measurements as ms
 from brokerlab.settings import Settings
 from brokerlab.workers import Worker
 
@@ -23,7 +24,9 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_doctests_hold() -> None:
     result = doctest.testmod(ct)
-    assert result.attempted >= 4 and result.failed == 0
+    assert result.failed == 0 and result.attempted > 0
+    result = doctest.testmod(ms)
+    assert result.attempted >= 2 and result.failed == 0
 
 
 def test_tally_counts_lost_duplicates_and_unacknowledged() -> None:
@@ -95,17 +98,17 @@ def test_wait_done_is_bounded_and_reports() -> None:
 
 
 def test_measurements_round_trip(settings: Settings) -> None:
-    assert ct.load_measurements(settings) == {}
-    path = ct.record_measurement("kafka", {"acknowledged": 10, "lost": 0}, settings)
-    assert path == ct.measurements_path(settings) and path.exists()
-    ct.record_measurement("redis", {"acknowledged": 5, "lost": 1}, settings)
-    loaded = ct.load_measurements(settings)
+    assert ms.load_measurements(settings) == {}
+    path = ms.record_measurement("kafka", {"acknowledged": 10, "lost": 0}, settings)
+    assert path == ms.measurements_path(settings) and path.exists()
+    ms.record_measurement("redis", {"acknowledged": 5, "lost": 1}, settings)
+    loaded = ms.load_measurements(settings)
     assert set(loaded) == {"kafka", "redis"}
     assert loaded["kafka"]["acknowledged"] == 10 and "measured_at" in loaded["kafka"]
 
 
 def test_old_or_broken_measurements_are_ignored(settings: Settings) -> None:
-    path = ct.measurements_path(settings)
+    path = ms.measurements_path(settings)
     path.parent.mkdir(parents=True)
     old = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
     path.write_text(json.dumps({
@@ -114,14 +117,14 @@ def test_old_or_broken_measurements_are_ignored(settings: Settings) -> None:
         "rabbitmq": {"acknowledged": 1, "lost": 0,
                      "measured_at": datetime.now(timezone.utc).isoformat()},
     }))
-    assert set(ct.load_measurements(settings)) == {"rabbitmq"}
-    assert set(ct.load_measurements(settings, max_age=3 * 86400)) == {"kafka", "rabbitmq"}
+    assert set(ms.load_measurements(settings)) == {"rabbitmq"}
+    assert set(ms.load_measurements(settings, max_age=3 * 86400)) == {"kafka", "rabbitmq"}
     path.write_text("{not json")
-    assert ct.load_measurements(settings) == {}
+    assert ms.load_measurements(settings) == {}
 
 
 def test_comparison_rows_in_fixed_order_with_defaults() -> None:
-    rows = ct.comparison_rows({
+    rows = ms.comparison_rows({
         "redis": {"acknowledged": 300, "lost": 0, "outage": 3.0, "source": "04.04"},
         "kafka": {"acknowledged": "1500", "lost": 0, "duplicates": 0},
         "rabbitmq-classic": {"acknowledged": 20, "lost": None, "unreachable": 20},
@@ -138,14 +141,14 @@ def test_comparison_rows_in_fixed_order_with_defaults() -> None:
 
 
 def test_markdown_table_has_a_header_and_a_line_per_row() -> None:
-    rows = ct.comparison_rows({"kafka": {"acknowledged": 3, "lost": 0}})
-    lines = ct.markdown_table(rows).splitlines()
+    rows = ms.comparison_rows({"kafka": {"acknowledged": 3, "lost": 0}})
+    lines = ms.markdown_table(rows).splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("| broker | setting | fault | peers notice |")
-    assert lines[1] == "|" + "---|" * len(ct.COMPARISON_COLUMNS)
+    assert lines[1] == "|" + "---|" * len(ms.COMPARISON_COLUMNS)
     assert lines[2].startswith("| Kafka | acks=all, RF 3, min ISR 2 | SIGKILL")
 
 
 def test_rss_kb() -> None:
-    assert ct.rss_kb("Name:\tredis\nVmRSS:\t   12712 kB\nVmSwap:\t0 kB\n") == 12712
-    assert ct.rss_kb("Name:\tzombie\n") == 0
+    assert ms.rss_kb("Name:\tredis\nVmRSS:\t   12712 kB\nVmSwap:\t0 kB\n") == 12712
+    assert ms.rss_kb("Name:\tzombie\n") == 0

@@ -16,7 +16,7 @@ Modules, by what they do (a newcomer finds a thing by its name):
     checks    bounded waits for check cells
     cleanup   delete what a run created; list leftovers
     workers   one Worker: a thread with a stop event, counters and a log
-    ledger    counting promises (acknowledged, lost, duplicated) and measurements
+    ledger    counting promises (acknowledged, lost, duplicated)
     faults    restart a broker, kill and start a cluster node (`from brokerlab import faults`)
     rabbitmq, redis, kafka   each broker's read-only views (counts, lag, members, ...)
     panel     the control panel (model, probes, view)

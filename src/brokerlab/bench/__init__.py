@@ -38,7 +38,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 from tqdm.auto import tqdm
 
-from brokerlab.ledger import load_measurements, record_measurement
+from brokerlab.bench.measurements import load_measurements, record_measurement
 from brokerlab.settings import Settings, default_cache_dir
 
 __all__ = ["Meter", "Result", "ToolMissing", "find_jars", "load", "percentile_table",
