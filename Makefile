@@ -22,7 +22,8 @@ export COURSE_NAMESPACE
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install install-system install-python brokers stop status lab test cluster stop-cluster \
-	lint unit labs nav strip notebooks notebooks-twice test-external test-next test-latest binder-check binder-smoke browser-test screenshot measure clean-state site
+	classroom stop-classroom test-classroom classroom-capacity \
+	lint unit labs nav strip notebooks notebooks-twice test-external test-next test-latest binder-check binder-smoke browser-test screenshot measure clean-state site grade
 
 help:
 	@sed -n '1,6p' Makefile
@@ -65,7 +66,8 @@ brokers: install-python
 endif
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage cluster stop && $(PY) -m brokerlab.backstage stop; \
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage classroom stop $(if $(CLASSROOM_DIR),--dir "$(CLASSROOM_DIR)"); \
+	$(PY) -m brokerlab.backstage cluster stop && $(PY) -m brokerlab.backstage stop; \
 	else echo "nothing installed"; fi
 
 # Three-node clusters of each broker (module 04); `make stop` stops them too.
@@ -79,6 +81,41 @@ endif
 
 stop-cluster:
 	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage cluster stop; fi
+
+# Classroom mode: the three brokers TLS-only beside the course's own, one isolated account
+# per student of ROSTER (CSV: login[,name]); CLASSROOM_DIR (default <state folder>/classroom)
+# holds the CA and env/<login>.env, each student's settings; CLASSROOM_HOST (default
+# 127.0.0.1) is the name or address students connect to. `make stop` stops it too.
+classroom: install
+	@test -n "$(ROSTER)" || { echo "usage: make classroom ROSTER=roster.csv [CLASSROOM_DIR=dir]" >&2; exit 1; }
+	$(PY) -m brokerlab.backstage classroom start --roster "$(ROSTER)" \
+		$(if $(CLASSROOM_DIR),--dir "$(CLASSROOM_DIR)") $(if $(CLASSROOM_HOST),--host "$(CLASSROOM_HOST)")
+
+stop-classroom:
+	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage classroom stop \
+		$(if $(CLASSROOM_DIR),--dir "$(CLASSROOM_DIR)"); fi
+
+# Student isolation on each broker: a classroom of two in a temporary folder (or the one
+# running from CLASSROOM_DIR); the figures go to artifacts/classroom-isolation.txt. Under
+# `make test` the classroom of tests/classroom-roster.csv starts in the default folder and
+# keeps running, so 06.01 uses it; binder-check and `make stop` stop it.
+TEST_CLASSROOM_DIR = $(shell $(PY) -c 'from brokerlab.backstage.classroom import default_dir; print(default_dir())')
+test-classroom: install
+ifeq ($(filter test,$(MAKECMDGOALS)),test)
+	$(PY) -m brokerlab.backstage classroom start --roster tests/classroom-roster.csv
+	BROKERLAB_TEST_CLASSROOM=$(TEST_CLASSROOM_DIR) $(PY) -m pytest -p no:cacheprovider -q -s tests/test_classroom.py
+else
+	BROKERLAB_TEST_CLASSROOM=$(if $(CLASSROOM_DIR),$(abspath $(CLASSROOM_DIR)),1) \
+		$(PY) -m pytest -p no:cacheprovider -q -s tests/test_classroom.py
+endif
+
+# How many students one machine carries: a classroom of CAPACITY_STUDENTS in a temporary
+# folder, each hands in one solved lab, all graded two at a time while memory and every name
+# on the brokers are sampled; artifacts/classroom-capacity.json and .md. Not in `make test`
+# (30 students: about ten minutes).
+CAPACITY_STUDENTS ?= 30
+classroom-capacity: install
+	$(PY) tools/classroom_capacity.py --students $(CAPACITY_STUDENTS)
 
 status: install-python
 	$(PY) -m brokerlab.backstage status
@@ -94,7 +131,7 @@ lab: brokers
 
 test: export WITH_BROWSER := 1
 test: export WITH_NEXT := 1
-test: brokers cluster lint unit binder-smoke notebooks-twice site test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
+test: brokers cluster lint unit $(if $(filter native,$(BROKERS)),test-classroom) binder-smoke notebooks-twice site test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
 
 # Pinned linters for the CI and compose files: actionlint from the Go module proxy (built
@@ -203,6 +240,7 @@ test-latest:
 # solutions" for all.
 BINDER_FOLDERS ?= notebooks
 binder-check: install-python
+	$(PY) -m brokerlab.backstage classroom stop
 	$(PY) -m brokerlab.backstage cluster stop
 	$(PY) -m brokerlab.backstage stop
 	status=0; sudo_=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -245,6 +283,17 @@ $(VENV)/.site-$(shell cksum < requirements-site.txt | cut -d' ' -f1): | $(PY)
 
 site: install-python $(VENV)/.site-$(shell cksum < requirements-site.txt | cut -d' ' -f1)
 	$(PY) tools/make_site.py $(if $(filter test,$(MAKECMDGOALS))$(CI),--require-executed)
+
+# ---- grading ----
+
+# Grade submitted labs: SUBMISSIONS/<login>/<lab>.ipynb (or nbgrader's submitted/ folder),
+# each from a fresh kernel in the student's namespace; grades.csv, report.md and the
+# executed notebooks go to $(GRADES). CLASSROOM_DIR: the classroom's env files.
+GRADES ?= grades
+grade: install-python
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [GRADES=dir] [CLASSROOM_DIR=dir]" >&2; exit 1; }
+	$(PY) -m brokerlab.backstage grade "$(SUBMISSIONS)" --out "$(GRADES)" \
+		$(if $(CLASSROOM_DIR),--classroom "$(CLASSROOM_DIR)")
 
 # ---- maintenance ----
 

@@ -6,6 +6,10 @@
     @pytest.mark.native   needs the course's launcher running the brokers here (tests
                           that restart or start them); skipped with BROKERS=external, or
                           when `python -m brokerlab.backstage runs BROKER` says no.
+    @pytest.mark.classroom  needs a classroom (student isolation, tests/test_classroom.py):
+                          BROKERLAB_TEST_CLASSROOM=1 starts one of two students in a
+                          temporary folder for the session (`make test-classroom`);
+                          =DIR uses the one running from DIR; unset: skipped.
 
 Each question is asked once per session, and only if a collected test carries the marker.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -50,9 +55,30 @@ def native_problem() -> str | None:
     return None
 
 
+@functools.cache
+def classroom_problem() -> str | None:
+    """None if the classroom tests may run (a classroom to start or to use), else why not."""
+    wanted = os.environ.get("BROKERLAB_TEST_CLASSROOM", "")
+    if wanted == "1":
+        return None
+    if not wanted:
+        return ("BROKERLAB_TEST_CLASSROOM is not set (`make test-classroom` starts a "
+                "classroom for these tests)")
+    from brokerlab.backstage import classroom
+
+    problems = [f"{r.name} {r.state}" for r in classroom.status(Path(wanted))
+                if r.state != "running"]
+    if problems:
+        return f"the classroom at {wanted} does not run: {', '.join(problems)}"
+    if len(classroom.students_of(Path(wanted))) < 2:
+        return f"the classroom at {wanted} has fewer than two students"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for marker, problem in (("native", native_problem), ("brokers", brokers_problem)):
+        for marker, problem in (("native", native_problem), ("brokers", brokers_problem),
+                                ("classroom", classroom_problem)):
             if item.get_closest_marker(marker) is not None:
                 reason = problem()
                 if reason:

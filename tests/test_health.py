@@ -76,3 +76,39 @@ def test_require_fails_within_5_seconds(broker: str, name: str, hint: str, kind:
 def test_running_brokers_answer_a_round_trip(broker: str) -> None:
     status = check(broker, deep=True)
     assert status.ok, status.detail
+
+
+def test_login_refusals_are_told_apart_from_brokers_down() -> None:
+    import pika.exceptions
+    import redis.exceptions
+
+    from brokerlab.health import login_refused, login_user
+
+    assert login_refused("rabbitmq", pika.exceptions.ProbableAuthenticationError("403"))
+    assert login_refused("redis", redis.exceptions.AuthenticationError("WRONGPASS"))
+    assert not login_refused("redis", redis.exceptions.ConnectionError("refused"))
+    assert not login_refused("rabbitmq", pika.exceptions.AMQPConnectionError("refused"))
+    settings = Settings(rabbitmq_url="amqps://alice:pw@h:5671/alice",
+                        redis_url="rediss://h:6390/0")
+    assert login_user("rabbitmq", settings) == "alice"
+    assert login_user("redis", settings) == "default"
+
+
+@pytest.mark.brokers
+def test_a_wrong_password_says_authentication_failed_without_a_traceback() -> None:
+    from brokerlab.health import LoginRefused
+
+    good = Settings.from_env()
+    url = good.rabbitmq_url.replace(":guest@", ":not-the-password@")
+    if url == good.rabbitmq_url:
+        pytest.skip("RABBITMQ_URL does not log in as guest:guest here")
+    wrong = Settings(rabbitmq_url=url, redis_url=good.redis_url,
+                     kafka_bootstrap_servers=good.kafka_bootstrap_servers)
+    started = time.monotonic()
+    with pytest.raises(LoginRefused) as refused:
+        require("rabbitmq", settings=wrong)
+    assert time.monotonic() - started < 10
+    message = str(refused.value)
+    assert "authentication failed for guest" in message and "not-the-password" not in message
+    assert "Start it with" not in message  # the broker runs: starting it is not the answer
+    assert refused.value._render_traceback_()[0].startswith("LoginRefused: RabbitMQ")

@@ -43,6 +43,7 @@ def run(tmp_path: Path, *, redis: str | None, rabbitmq: str, candidate: str = ""
     stub(bin_dir, "apt-cache", f'echo "redis-server:"; echo "  Candidate: {candidate or "(none)"}"')
     stub(bin_dir, "java", "echo 'openjdk version \"17.0.13\" 2024-10-15' >&2")
     stub(bin_dir, "mvn", "true")
+    stub(bin_dir, "openssl", "true")
     stub(bin_dir, "python3", "true")  # python3-venv present
     stub(bin_dir, "id", f"echo {uid}")
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path),

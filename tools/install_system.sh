@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the course needs, only those that are missing: Redis and
 # RabbitMQ (Debian/Ubuntu packages), Java 17 and Maven (to fetch and run Kafka's own jars),
-# python3-venv; with WITH_BROWSER=1 Chromium (the browser test), with WITH_NEXT=1 debootstrap
+# python3-venv, openssl (classroom mode's certificates); with WITH_BROWSER=1 Chromium (the browser test), with WITH_NEXT=1 debootstrap
 # (`make test-next`). As root it runs apt-get; with passwordless sudo it uses sudo; otherwise it
 # prints the exact command to run and fails.
 #
@@ -103,6 +103,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1 || true)
 if [ -z "${java_major}" ] || [ "${java_major}" -lt 17 ]; then missing+=(openjdk-17-jre-headless); fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# classroom mode makes its CA and certificates with the openssl command
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(distro_id)" = ubuntu ]; then

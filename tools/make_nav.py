@@ -49,6 +49,7 @@ MODULES = {
     "03": "Apache Kafka with kafka-python",
     "04": "Clusters and fault tolerance",
     "05": "Performance, scaling out and choosing a broker",
+    "06": "Security and the classroom",
     "07": "Brokers in a real Python service",
 }
 TITLE_RE = re.compile(r"^#\s+(\d\d\.\d\d\s+·\s+\S.*?)\s*$")

@@ -556,6 +556,9 @@ def meets_this_generation(setup: str | None) -> bool:
     lesson start at all (00.01 checks every broker). Kafka-only lessons meet the same
     native Kafka as the first run, and module 04's clusters (`start_cluster_lesson`) stay
     native too: running them again tests nothing new, so `make test-next` leaves them out.
+    So does a lesson whose start passes `settings=`: it talks to brokers of its own (06.01's
+    secured classroom, which the launcher runs from the native packages), not to the
+    course's.
 
     >>> meets_this_generation('run = bl.start_lesson("01.01", "rabbitmq")')
     True
@@ -565,6 +568,8 @@ def meets_this_generation(setup: str | None) -> bool:
     False
     >>> meets_this_generation('run = bl.start_cluster_lesson("04.03", "rabbitmq")')
     False
+    >>> meets_this_generation('run = bl.start_lesson("06.01", "redis", settings=classroom)')
+    False
     >>> meets_this_generation(None)
     True
     """
@@ -573,7 +578,8 @@ def meets_this_generation(setup: str | None) -> bool:
             name = getattr(node.func, "attr", getattr(node.func, "id", ""))
             if name in ("start_lesson", "start_cluster_lesson"):
                 named = {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
-                return name == "start_lesson" and bool(named & set(BROKERS))
+                own_brokers = any(k.arg == "settings" for k in node.keywords)
+                return name == "start_lesson" and bool(named & set(BROKERS)) and not own_brokers
     return True
 
 

@@ -40,6 +40,7 @@ from brokerlab.clients import (
 )
 from brokerlab.health import (
     BrokerUnavailable,
+    LoginRefused,
     await_background_start,
     background_start,
     check,
@@ -52,7 +53,8 @@ from brokerlab.settings import Settings, get_settings
 from brokerlab.workers import Worker, running_workers, stop_all
 
 __all__ = [
-    "BrokerUnavailable", "Run", "Settings", "Worker", "check", "cleanup", "cleanup_cluster",
+    "BrokerUnavailable", "LoginRefused", "Run", "Settings", "Worker", "check", "cleanup",
+    "cleanup_cluster",
     "get_settings", "start_cluster_lesson",
     "kafka_admin", "kafka_consumer", "kafka_producer", "leftovers", "rabbitmq_channel",
     "rabbitmq_connection", "rabbitmq_queues", "redis_client", "require", "running_workers",

@@ -13,6 +13,7 @@ Taught in 00.01 (the live status) and used by every notebook's setup cell.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from brokerlab.checks import wait_until
 from brokerlab.settings import Settings, get_settings
@@ -32,11 +34,24 @@ START_HINT = {
     "or set KAFKA_BOOTSTRAP_SERVERS",
 }
 NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ", "kafka": "Kafka"}
+LOGIN_HINT = ("The broker answered and refused this user or password: load your current "
+              "settings again (a classroom's env file: `set -a; . LOGIN.env; set +a`, then "
+              "restart JupyterLab) or ask whoever runs the brokers for a new password.")
 KAFKA_HEALTH_TOPIC = "_brokerlab-health"
 
 
 class BrokerUnavailable(RuntimeError):
     """A broker the notebook needs does not answer; the message says how to start it."""
+
+
+class LoginRefused(BrokerUnavailable):
+    """A broker answered but refused the login: the user or password in the settings is
+    wrong (a classroom's env file that is out of date, a typo in a URL)."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback: the message is the whole story.
+        return [f"{type(self).__name__}: {line}" if not n else line
+                for n, line in enumerate(str(self).splitlines())]
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class BrokerStatus:
     address: str
     detail: str
     seconds: float
+    login_refused: bool = False  # it answered, and said no to the user or password
 
     def __str__(self) -> str:
         mark = "✔" if self.ok else "✘"
@@ -80,7 +96,8 @@ def _check_redis(settings: Settings, timeout: float, deep: bool) -> str:
 
     client = redis_client(settings, timeout=timeout)
     try:
-        key = f"_brokerlab:health:{uuid.uuid4().hex}"
+        # In the namespace: a classroom account may touch only `<COURSE_NAMESPACE>-*` keys.
+        key = f"{settings.namespace}-health-{uuid.uuid4().hex}"
         client.set(key, "ok", px=10_000)
         if client.get(key) != "ok":
             raise RuntimeError("SET/GET round trip returned the wrong value")
@@ -120,7 +137,20 @@ def _check_kafka(settings: Settings, timeout: float, deep: bool) -> str:
         reasons.append(f"{server}: {reason}")
     else:
         raise ConnectionError("; ".join(reasons))
-    admin = kafka_admin(settings, timeout=timeout)
+    # kafka-python retries a refused SASL login until its bootstrap times out, and only
+    # logs why: keep its log lines, so a wrong password is told apart from a broker down.
+    logged = _KafkaLog()
+    logging.getLogger("kafka").addHandler(logged)
+    try:
+        admin = kafka_admin(settings, timeout=timeout)
+    except Exception as exc:
+        refusal = next((line for line in logged.lines if "Authentication failed" in line), None)
+        if refusal:
+            reason = refusal[refusal.index("Authentication failed"):].rstrip(")")
+            raise SaslLoginRefused(reason) from exc
+        raise
+    finally:
+        logging.getLogger("kafka").removeHandler(logged)
     try:
         cluster = admin.describe_cluster()
         brokers = len(cluster.get("brokers", []))
@@ -145,14 +175,51 @@ def check(broker: str, settings: Settings | None = None, *, timeout: float = 4.0
         raise ValueError(f"unknown broker {broker!r}; expected one of {', '.join(_CHECKS)}")
     settings = settings or get_settings()
     started = time.monotonic()
+    refused = False
     try:
         detail = _CHECKS[broker](settings, timeout, deep)
         ok = True
     except Exception as exc:  # any failure means "not serving"; say which
         detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        ok = False
+        ok, refused = False, login_refused(broker, exc)
     return BrokerStatus(broker, ok, settings.display_url(broker), detail,
-                        time.monotonic() - started)
+                        time.monotonic() - started, refused)
+
+
+class SaslLoginRefused(ConnectionError):
+    """Kafka refused the SASL login (kafka-python only logs it)."""
+
+
+class _KafkaLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def login_refused(broker: str, error: BaseException) -> bool:
+    """True if `error` is the broker refusing the user or password (not a broker down)."""
+    import pika.exceptions
+    import redis.exceptions
+
+    kinds: dict[str, tuple[type[BaseException], ...]] = {
+        "rabbitmq": (pika.exceptions.ProbableAuthenticationError,
+                     pika.exceptions.AuthenticationError,
+                     pika.exceptions.ProbableAccessDeniedError),
+        "redis": (redis.exceptions.AuthenticationError,),
+        "kafka": (SaslLoginRefused,),
+    }
+    return isinstance(error, kinds.get(broker, ()))
+
+
+def login_user(broker: str, settings: Settings) -> str:
+    """The user a broker's settings log in as."""
+    if broker == "kafka":
+        return settings.kafka_sasl_username or "(none)"
+    url = settings.rabbitmq_url if broker == "rabbitmq" else settings.redis_url
+    return unquote(urlsplit(url).username or ("guest" if broker == "rabbitmq" else "default"))
 
 
 def require(*brokers: str, settings: Settings | None = None, timeout: float = 4.0
@@ -168,11 +235,17 @@ def require(*brokers: str, settings: Settings | None = None, timeout: float = 4.
         down = [r for r in results if not r.ok]
     if down:
         lines = [
+            f"{NAMES[r.broker]} at {r.address}: authentication failed for "
+            f"{login_user(r.broker, settings)} ({r.detail})."
+            if r.login_refused else
             f"{NAMES[r.broker]} is not reachable at {r.address} ({r.detail}). "
             f"Start it with: {START_HINT[r.broker]}; `make status` shows its log."
             for r in down
         ]
-        raise BrokerUnavailable("\n".join(lines))
+        if any(r.login_refused for r in down):
+            lines.append(LOGIN_HINT)
+        error = LoginRefused if all(r.login_refused for r in down) else BrokerUnavailable
+        raise error("\n".join(lines))
     return results
 
 

@@ -9,6 +9,17 @@
     python -m brokerlab.backstage node kill|start|stop NODE
     python -m brokerlab.backstage fetch [kafka] [perftest]   (jars via Maven, once: Kafka and
                                                               its tools, RabbitMQ PerfTest)
+    python -m brokerlab.backstage classroom start --roster FILE [--dir DIR] [--host HOST]
+        [--rotate] [--prune]
+    python -m brokerlab.backstage classroom stop|status [--dir DIR]
+    python -m brokerlab.backstage classroom reset LOGIN [--dir DIR]
+        (make classroom ROSTER=...): the three brokers TLS-only, one isolated account per
+        student of the roster, beside the course's own brokers; DIR (default
+        <state folder>/classroom) holds the CA, the brokers and env/<login>.env, each
+        student's settings. --rotate: new passwords; --prune: delete the accounts of
+        students no longer in the roster (else they are kept, and start says so).
+    python -m brokerlab.backstage grade SUBMISSIONS [--classroom DIR] [--out DIR]
+        [--timeout S] [--cell-timeout S] [--jobs N]          (make grade: grade submitted labs)
 
 Brokers: redis, rabbitmq, kafka. Nodes: kafka-1..3, rabbit-1..3, redis-primary,
 redis-replica-1..2, sentinel-1..3. Starts and stops wait for the state folder's lock, so
@@ -24,8 +35,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
-from brokerlab.backstage import clusters, process, single
+from brokerlab.backstage import classroom, clusters, grade, process, single
 from brokerlab.backstage.process import LauncherError
 from brokerlab.settings import Settings, SettingsError, get_settings
 
@@ -63,7 +75,44 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument("node")
     sub.add_parser("fetch").add_argument("names", nargs="*", metavar="NAME",
                                          help=f"any of {', '.join(single.JARS)} (default: all)")
+    # grade: submitted labs (backstage/grade.py)
+    grade.add_parser(sub)
+    room = sub.add_parser("classroom")
+    room.add_argument("action", choices=["start", "stop", "status", "reset"])
+    room.add_argument("login", nargs="?", help="reset: the student whose names to empty")
+    room.add_argument("--roster", type=Path, help="start: CSV of login[,name] lines")
+    room.add_argument("--dir", type=Path, default=None,
+                      help="the classroom's folder (default: <state folder>/classroom)")
+    room.add_argument("--rotate", action="store_true", help="start: new passwords for all")
+    room.add_argument("--prune", action="store_true",
+                      help="start: delete the accounts of students not in the roster")
+    room.add_argument("--host", help="start: the name or address students connect to "
+                      "(default 127.0.0.1: this machine only; kept for the next start)")
     return p
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    """classroom start|stop|status|reset (backstage/classroom.py; its own folder and lock)."""
+    if args.action == "start":
+        if args.roster is None:
+            parser().error("classroom start needs --roster FILE")
+        classroom.start(args.roster, args.dir, rotate=args.rotate, prune=args.prune,
+                        host=args.host)
+    elif args.action == "stop":
+        classroom.stop(args.dir)
+    elif args.action == "reset":
+        if not args.login:
+            parser().error("classroom reset needs the LOGIN of a student")
+        classroom.reset(args.login, args.dir)
+    else:
+        rows = classroom.status(args.dir)
+        for r in rows:
+            print(f"{r.name:18} {r.state:16} {r.address:16} log: {r.log}")
+        students = classroom.students_of(args.dir)
+        print(f"students: {len(students)} ({', '.join(students)})" if students else
+              "students: none")
+        return 0 if all(r.state == "running" for r in rows) else 3
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     if set(getattr(args, "names", None) or []) - set(single.JARS):
         parser().error(f"fetch: any of {', '.join(single.JARS)}")
     try:
+        if args.command == "classroom":
+            return _classroom(args)
         settings = get_settings()
+        if args.command == "grade":  # submitted labs (backstage/grade.py)
+            return grade.main(args, settings.state_dir)
         if args.command in ("status", "runs", "fetch") or (
                 args.command == "cluster" and args.action == "status"):
             return _looks(args, settings)

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brokerlab.backstage import process
@@ -74,10 +74,12 @@ def rabbitmq_node(settings: Settings) -> str:
 
 def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, watermark: str,
                       schedulers: str, extra_conf: str = "",
-                      stream_port: int | None = None) -> dict[str, str]:
+                      stream_port: int | None = None, plain: bool = True) -> dict[str, str]:
     """Config files and environment that run one RabbitMQ node as any user from `root`
     (the course's node here, and each cluster node). With `stream_port` the node also
-    speaks the stream protocol (07.04), advertising 127.0.0.1 so clients reach it."""
+    speaks the stream protocol (07.04), advertising 127.0.0.1 so clients reach it.
+    `plain=False` leaves out the plain AMQP and HTTP listeners (and the environment
+    variables that would add one back): `extra_conf` then names the TLS ones (classroom)."""
     amqp, management, dist = ports
     root.mkdir(parents=True, exist_ok=True)
     plugins = ["rabbitmq_management"]
@@ -87,17 +89,17 @@ def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, wat
                        "stream.advertised_host = 127.0.0.1\n"
                        f"stream.advertised_port = {stream_port}\n")
     conf = root / "rabbitmq.conf"
+    listeners = (f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
+                 f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management}\n")
     conf.write_text(
-        "# Written by brokerlab\n"
-        f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
-        f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management}\n"
+        "# Written by brokerlab\n" + (listeners if plain else "") +
         # Small enough for Binder's 2 GB; the broker blocks publishers above this.
         f"vm_memory_high_watermark.absolute = {watermark}\n"
         "disk_free_limit.absolute = 50MB\n" + extra_conf
     )
     (root / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
     (root / "rabbitmq-env.conf").write_text("# brokerlab: no overrides\n")
-    return dict(
+    env = dict(
         os.environ,
         RABBITMQ_NODENAME=node,
         RABBITMQ_USE_LONGNAME="false",
@@ -115,6 +117,10 @@ def rabbitmq_node_env(root: Path, node: str, ports: tuple[int, int, int], *, wat
         # Few schedulers are plenty for a course and keep memory down.
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=schedulers,
     )
+    if not plain:  # RabbitMQ turns these two into a plain TCP listener
+        env.pop("RABBITMQ_NODE_IP_ADDRESS")
+        env.pop("RABBITMQ_NODE_PORT")
+    return env
 
 
 def rabbitmq_env(settings: Settings) -> dict[str, str]:
@@ -238,12 +244,14 @@ def java() -> str:
 
 
 def kafka_argv(where: Place, properties: str, *, cluster_id: str, standalone: bool,
-               heap: str) -> list[str]:
+               heap: str, secret_format_args: Sequence[str] = ()) -> list[str]:
     """Write Kafka's files at `where`, format its storage when needed, return its command.
 
     The storage is formatted once per stamp (Kafka version + properties): a state folder
     from another version or config must never break the next start, so it is wiped and
     reformatted. Folders stamped by the launcher before this one are adopted as they are.
+    `secret_format_args` (e.g. `--add-scram` with a password) reach the format tool through
+    a java @argfile readable by this user only, never on a command line others can read.
     """
     java_bin, lib = java(), fetch_jars("kafka")  # fetched when missing
     where.root.mkdir(parents=True, exist_ok=True)
@@ -260,12 +268,21 @@ def kafka_argv(where: Place, properties: str, *, cluster_id: str, standalone: bo
         stamp_file.write_text(stamp + "\n")  # formatted by the previous launcher: keep
     elif not formatted or old != stamp:
         shutil.rmtree(data, ignore_errors=True)
-        result = subprocess.run(
-            [java_bin, "-Xmx128m", "-cp", f"{lib}/*", f"-Dlog4j2.configurationFile={log4j}",
-             "kafka.tools.StorageTool", "format", *(["--standalone"] if standalone else []),
-             "-t", cluster_id, "-c", str(props)],
-            capture_output=True, text=True, timeout=120,
-        )
+        # java reads @argfiles only before the main class: the class and its arguments go in.
+        tool = ["kafka.tools.StorageTool", "format", *(["--standalone"] if standalone else []),
+                "-t", cluster_id, "-c", str(props), *secret_format_args]
+        argfile = where.root / "format.args"
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f'"{arg}"\n' for arg in tool))
+        try:
+            result = subprocess.run(
+                [java_bin, "-Xmx128m", "-cp", f"{lib}/*",
+                 f"-Dlog4j2.configurationFile={log4j}", f"@{argfile}"],
+                capture_output=True, text=True, timeout=120,
+            )
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise LauncherError(f"{where.name}: Kafka storage format failed:\n"
                                 + (result.stdout + result.stderr)[-2000:])
@@ -281,10 +298,10 @@ def forget_kafka_storage(where: Place) -> None:
     (where.root / "format.stamp").unlink(missing_ok=True)
 
 
-def _kafka_single_argv(settings: Settings) -> list[str]:
-    where, port = place("kafka", settings), kafka_port(settings)
-    properties = kafka_properties(1, port, port + 1, where.root / "data", {
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{port + 1}",
+def kafka_single_node(controller_port: int) -> dict[str, object]:
+    """The overrides of a one-node KRaft broker (the course's, the classroom's)."""
+    return {
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
         # One node: internal topics with one replica and one partition (small and fast).
         "num.partitions": 1, "offsets.topic.replication.factor": 1,
         "offsets.topic.num.partitions": 1, "transaction.state.log.replication.factor": 1,
@@ -292,9 +309,19 @@ def _kafka_single_argv(settings: Settings) -> list[str]:
         "share.coordinator.state.topic.replication.factor": 1,
         "share.coordinator.state.topic.min.isr": 1,
         "share.coordinator.state.topic.num.partitions": 1,
-    })
+    }
+
+
+def new_cluster_id() -> str:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    return kafka_argv(where, properties, cluster_id=cluster_id.replace("-", "x"),
+    return cluster_id.replace("-", "x")
+
+
+def _kafka_single_argv(settings: Settings) -> list[str]:
+    where, port = place("kafka", settings), kafka_port(settings)
+    properties = kafka_properties(1, port, port + 1, where.root / "data",
+                                  kafka_single_node(port + 1))
+    return kafka_argv(where, properties, cluster_id=new_cluster_id(),
                       standalone=True, heap=os.environ.get("BROKERLAB_KAFKA_HEAP", "256m"))
 
 
