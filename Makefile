@@ -67,6 +67,7 @@ endif
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m brokerlab.backstage classroom stop $(if $(CLASSROOM_DIR),--dir "$(CLASSROOM_DIR)"); \
+	if [ -d $(TEST_CLASSROOM) ]; then $(PY) -m brokerlab.backstage classroom stop --dir $(TEST_CLASSROOM); fi; \
 	$(PY) -m brokerlab.backstage cluster stop && $(PY) -m brokerlab.backstage stop; \
 	else echo "nothing installed"; fi
 
@@ -97,13 +98,14 @@ stop-classroom:
 
 # Student isolation on each broker: a classroom of two in a temporary folder (or the one
 # running from CLASSROOM_DIR); the figures go to artifacts/classroom-isolation.txt. Under
-# `make test` the classroom of tests/classroom-roster.csv starts in the default folder and
-# keeps running, so 06.01 uses it; binder-check and `make stop` stop it.
-TEST_CLASSROOM_DIR = $(shell $(PY) -c 'from brokerlab.backstage.classroom import default_dir; print(default_dir())')
+# `make test` the classroom of tests/classroom-roster.csv starts afresh in build/ (never an
+# instructor's own) and keeps running, so 06.01 uses it; binder-check and `make stop` stop it.
+TEST_CLASSROOM := $(CURDIR)/build/test-classroom
 test-classroom: install
 ifeq ($(filter test,$(MAKECMDGOALS)),test)
-	$(PY) -m brokerlab.backstage classroom start --roster tests/classroom-roster.csv
-	BROKERLAB_TEST_CLASSROOM=$(TEST_CLASSROOM_DIR) $(PY) -m pytest -p no:cacheprovider -q -s tests/test_classroom.py
+	$(PY) -m brokerlab.backstage classroom stop --dir $(TEST_CLASSROOM) && rm -rf $(TEST_CLASSROOM)
+	$(PY) -m brokerlab.backstage classroom start --roster tests/classroom-roster.csv --dir $(TEST_CLASSROOM)
+	BROKERLAB_TEST_CLASSROOM=$(TEST_CLASSROOM) $(PY) -m pytest -p no:cacheprovider -q -s tests/test_classroom.py
 else
 	BROKERLAB_TEST_CLASSROOM=$(if $(CLASSROOM_DIR),$(abspath $(CLASSROOM_DIR)),1) \
 		$(PY) -m pytest -p no:cacheprovider -q -s tests/test_classroom.py
@@ -130,6 +132,7 @@ lab: brokers
 # ---- tests (each step also runs on its own) ----
 
 test: export WITH_BROWSER := 1
+test: export BROKERLAB_CLASSROOM_DIR := $(TEST_CLASSROOM)
 test: export WITH_NEXT := 1
 test: brokers cluster lint unit $(if $(filter native,$(BROKERS)),test-classroom) binder-smoke notebooks-twice site test-external browser-test $(if $(filter native,$(BROKERS)),test-next binder-check)
 	@echo "make test: all green"
@@ -240,7 +243,7 @@ test-latest:
 # solutions" for all.
 BINDER_FOLDERS ?= notebooks
 binder-check: install-python
-	$(PY) -m brokerlab.backstage classroom stop
+	$(PY) -m brokerlab.backstage classroom stop --dir $(TEST_CLASSROOM)
 	$(PY) -m brokerlab.backstage cluster stop
 	$(PY) -m brokerlab.backstage stop
 	status=0; sudo_=$$([ "$$(id -u)" = 0 ] || echo sudo); \

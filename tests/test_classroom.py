@@ -34,6 +34,7 @@ import pytest
 from brokerlab.backstage import classroom
 from brokerlab.backstage import classroom_brokers as cb
 from brokerlab.backstage.process import LauncherError
+from brokerlab.checks import wait_until
 from brokerlab.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -320,6 +321,30 @@ def _login(env: dict[str, str]) -> str:
     return env["COURSE_NAMESPACE"]
 
 
+def _topic_with(admin: Any, settings: Settings, topic: str, value: bytes) -> None:
+    """Create a one-partition topic and write one record to it."""
+    from kafka.admin import NewTopic
+
+    from brokerlab import clients
+
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    producer = clients.kafka_producer(settings)
+    producer.send(topic, value).get(timeout=10)
+    producer.close()
+
+
+def _values(consumer: Any, timeout: float = 20.0) -> list[bytes]:
+    """Poll, bounded, until records come; their values."""
+    got: list[bytes] = []
+
+    def some() -> bool:
+        got.extend(r.value for rs in consumer.poll(timeout_ms=500).values() for r in rs)
+        return bool(got)
+
+    wait_until(some, timeout=timeout, interval=0)
+    return got
+
+
 # ---------------------------------------------------------------- RabbitMQ
 
 
@@ -425,10 +450,7 @@ def test_rabbitmq_isolation(room: Room) -> None:
             ch.queue_declare(own)
             ch.queue_bind(own, f"{own}-x", "k")
             ch.basic_publish(f"{own}-x", "k", b"mine")
-            deadline = time.monotonic() + 5
-            got = None
-            while got is None and time.monotonic() < deadline:
-                got = ch.basic_get(own, auto_ack=True)[2]
+            got = wait_until(lambda: ch.basic_get(own, auto_ack=True)[2], timeout=5)
             assert got == b"mine"
             ch.queue_purge(own)
             ch.queue_delete(own)
@@ -613,15 +635,15 @@ def test_kafka_isolation(room: Room) -> None:
     sa, sb = _kafka(room.a), _kafka(room.b)
     topic, group = f"{b}-iso-topic", f"{b}-iso-group"
     admin_b = clients.kafka_admin(sb)
-    admin_b.create_topics([NewTopic(topic, 1, 1)])
-    producer = clients.kafka_producer(sb)
-    producer.send(topic, b"B's secret").get(timeout=10)
-    producer.close()
+    _topic_with(admin_b, sb, topic, b"B's secret")
     consumer = clients.kafka_consumer(topic, settings=sb, group_id=group,
                                       auto_offset_reset="earliest", enable_auto_commit=False)
-    deadline = time.monotonic() + 20
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(timeout_ms=500)
+
+    def assigned() -> bool:
+        consumer.poll(timeout_ms=500)  # joins the group
+        return bool(consumer.assignment())
+
+    wait_until(assigned, timeout=20, interval=0)
     consumer.commit()
     consumer.close()
 
@@ -734,17 +756,10 @@ def test_kafka_isolation(room: Room) -> None:
     own, own_group = f"{a}-iso-own", f"{a}-iso-group"
 
     def own_work() -> None:
-        admin_a.create_topics([NewTopic(own, 1, 1)])
-        p = clients.kafka_producer(sa)
-        p.send(own, b"mine").get(timeout=10)
-        p.close()
+        _topic_with(admin_a, sa, own, b"mine")
         c = clients.kafka_consumer(own, settings=sa, group_id=own_group,
                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        got: list[bytes] = []
-        end = time.monotonic() + 20
-        while not got and time.monotonic() < end:
-            got += [r.value for rs in c.poll(timeout_ms=500).values() for r in rs]
-        assert got == [b"mine"]
+        assert _values(c) == [b"mine"]
         c.commit()
         c.close()
         assert admin_a.list_group_offsets(own_group)
@@ -927,10 +942,7 @@ def test_grading_in_the_classroom_keeps_students_apart(room: Room, tmp_path: Pat
         reader = clients.kafka_consumer(topic, settings=_kafka(room.b),
                                         auto_offset_reset="earliest")
         try:
-            records: list[bytes] = []
-            deadline = time.monotonic() + 20
-            while not records and time.monotonic() < deadline:
-                records += [r.value for rs in reader.poll(timeout_ms=500).values() for r in rs]
+            records = _values(reader)
         finally:
             reader.close()
         assert records == [b"B's record"]

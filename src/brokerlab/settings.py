@@ -222,6 +222,22 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def read_env_file(path: Path | str) -> dict[str, str]:
+    """The KEY=VALUE lines of an env file, such as a classroom's `<login>.env` (comments,
+    blanks, `export ` and shell quotes allowed); `Settings.from_env(read_env_file(p))`."""
+    values: dict[str, str] = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
 def get_settings() -> Settings:
     """The settings from the current environment (re-read on every call: cheap)."""
     return Settings.from_env()

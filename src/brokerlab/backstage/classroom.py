@@ -44,6 +44,7 @@ from brokerlab.backstage import process
 from brokerlab.backstage.classroom_brokers import ADMIN, Layout, write_private
 from brokerlab.backstage.process import LauncherError
 from brokerlab.settings import Settings, get_settings
+from brokerlab.settings import read_env_file as load_env
 
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -157,21 +158,6 @@ REFUSE_FAULT = ('echo "the classroom brokers are shared: a lesson may not restar
 def render_env(values: dict[str, str]) -> str:
     return ("# brokerlab classroom: `set -a; . THIS_FILE; set +a` (secret: do not share)\n"
             + "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items()))
-
-
-def load_env(path: Path | str) -> dict[str, str]:
-    """The KEY=VALUE lines of an env file (comments, blanks, `export ` and quotes allowed)."""
-    values: dict[str, str] = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
 
 
 def password_of(path: Path) -> str | None:

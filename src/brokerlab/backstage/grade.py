@@ -45,7 +45,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from brokerlab.settings import Settings
+from brokerlab.settings import Settings, read_env_file
 
 ROOT = Path(__file__).resolve().parents[3]
 STATUSES = ("passed", "failed", "timeout", "crashed", "error")
@@ -191,24 +191,13 @@ def render_report(results: list[Result], unknown: list[str], seconds: float) -> 
     return "\n".join(lines)
 
 
-def load_env(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a classroom env file (the classroom's own reader when present)."""
-    try:
-        from brokerlab.backstage.classroom import load_env as classroom_load_env
-    except ImportError:
-        pairs = (line.split("=", 1) for line in path.read_text().splitlines()
-                 if "=" in line and not line.lstrip().startswith("#"))
-        return {k.strip(): v.strip() for k, v in pairs}
-    return dict(classroom_load_env(path))
-
-
 def student_env(login: str, classroom: Path | None, required: bool) -> dict[str, str]:
     """The environment the student's submission runs in."""
     env = dict(os.environ)
     env_file = classroom / "env" / f"{login}.env" if classroom else None
     if env_file and env_file.is_file():
         env = {k: v for k, v in env.items() if not k.startswith(STUDENT_KEYS)}
-        env.update(load_env(env_file))
+        env.update(read_env_file(env_file))
     elif required:
         raise FileNotFoundError(f"no env file {env_file}")
     else:
