@@ -19,6 +19,7 @@ from brokerlab.settings import Settings
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.delenv("BROKERLAB_CLASSROOM_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setattr(secured, "memory_limit", lambda: None)  # a machine without limits
     return Settings(state_dir=tmp_path / "state")
 
 
@@ -122,3 +123,20 @@ def test_a_demo_left_by_a_dead_kernel_is_stopped_first(
     secured.open_classroom(settings, echo=lambda _: None).close(echo=lambda _: None)
     assert calls == [("stop", "--dir", str(leftover / "classroom"))]
     assert not leftover.exists() and not marker.exists()
+
+
+def test_on_a_small_machine_the_clusters_make_room_for_a_demo(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(secured, "memory_limit", lambda: 2 * 2**30)  # Binder's 2 GiB
+    monkeypatch.setattr(secured, "node_names", lambda broker, s: ["a", "b", "c"])
+    monkeypatch.setattr(secured, "down_nodes",
+                        lambda broker, s: [] if broker == "kafka" else ["a", "b", "c"])
+    monkeypatch.setattr(secured, "run_command", lambda cmd, s, timeout: commands.append(cmd))
+    said: list[str] = []
+    secured._make_room(settings, said.append)
+    assert commands == [[*secured.LAUNCHER, "cluster", "stop", "kafka"]]
+    assert "2.0 GiB" in said[0]
+    monkeypatch.setattr(secured, "memory_limit", lambda: 24 * 2**30)
+    secured._make_room(settings, said.append)
+    assert len(commands) == 1, "a big machine keeps its clusters"
