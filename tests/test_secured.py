@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from brokerlab import secured
+from brokerlab import clusters, secured
 from brokerlab.faults import FaultError
 from brokerlab.settings import Settings
 
@@ -19,7 +19,7 @@ from brokerlab.settings import Settings
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.delenv("BROKERLAB_CLASSROOM_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.setattr(secured, "memory_limit", lambda: None)  # a machine without limits
+    monkeypatch.setattr(clusters, "memory_limit", lambda: None)  # a machine without limits
     return Settings(state_dir=tmp_path / "state")
 
 
@@ -128,15 +128,17 @@ def test_a_demo_left_by_a_dead_kernel_is_stopped_first(
 def test_on_a_small_machine_the_clusters_make_room_for_a_demo(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     commands: list[list[str]] = []
-    monkeypatch.setattr(secured, "memory_limit", lambda: 2 * 2**30)  # Binder's 2 GiB
-    monkeypatch.setattr(secured, "node_names", lambda broker, s: ["a", "b", "c"])
-    monkeypatch.setattr(secured, "down_nodes",
+    monkeypatch.setattr(clusters, "memory_limit", lambda: 2 * 2**30)  # Binder's 2 GiB
+    monkeypatch.setattr(clusters, "node_names", lambda broker, s: ["a", "b", "c"])
+    monkeypatch.setattr(clusters, "down_nodes",
                         lambda broker, s: [] if broker == "kafka" else ["a", "b", "c"])
-    monkeypatch.setattr(secured, "run_command", lambda cmd, s, timeout: commands.append(cmd))
+    monkeypatch.setattr(clusters, "run_command", lambda cmd, s: commands.append(cmd))
     said: list[str] = []
-    secured._make_room(settings, said.append)
-    assert commands == [[*secured.LAUNCHER, "cluster", "stop", "kafka"]]
+    clusters.make_room((), settings, said.append, "first")
+    assert commands == [[*clusters.LAUNCHER, "cluster", "stop", "kafka"]]
     assert "2.0 GiB" in said[0]
-    monkeypatch.setattr(secured, "memory_limit", lambda: 24 * 2**30)
-    secured._make_room(settings, said.append)
+    clusters.make_room(("kafka",), settings, said.append, "first")
+    assert len(commands) == 1, "a cluster the lesson keeps is not stopped"
+    monkeypatch.setattr(clusters, "memory_limit", lambda: 24 * 2**30)
+    clusters.make_room((), settings, said.append, "first")
     assert len(commands) == 1, "a big machine keeps its clusters"

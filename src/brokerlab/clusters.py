@@ -175,6 +175,20 @@ def memory_limit() -> int | None:
     return None
 
 
+def make_room(keep: Sequence[str], settings: Settings, echo: Echo, why: str) -> None:
+    """On a small machine (under 3 GiB, like Binder's 2 GiB) stop the launcher's clusters
+    other than `keep`, so memory stays in bounds; their lessons start them again."""
+    limit = memory_limit()
+    if limit is None or limit >= SMALL_MACHINE:
+        return
+    others = [b for b in BROKERS if b not in keep
+              and len(down_nodes(b, settings)) < len(node_names(b, settings))]
+    if others:
+        echo(f"this machine has {limit / 2**30:.1f} GiB of memory: stopping the "
+             f"{', '.join(others)} cluster(s) {why}")
+        run_command([*LAUNCHER, "cluster", "stop", *others], settings)
+
+
 def start_cluster(broker: str, *, keep: Sequence[str] = (), settings: Settings | None = None,
                   echo: Echo = print) -> None:
     """Start `broker`'s three-node cluster through the course's launcher (module 04 on a
@@ -184,14 +198,7 @@ def start_cluster(broker: str, *, keep: Sequence[str] = (), settings: Settings |
     that this lesson does not need (`keep`) are stopped first, so memory stays in bounds.
     """
     settings = settings or get_settings()
-    limit = memory_limit()
-    if limit is not None and limit < SMALL_MACHINE:
-        others = [b for b in BROKERS if b not in keep and b != broker
-                  and len(down_nodes(b, settings)) < len(node_names(b, settings))]
-        if others:
-            echo(f"this machine has {limit / 2**30:.1f} GiB of memory: stopping the "
-                 f"{', '.join(others)} cluster(s) this lesson does not need")
-            run_command([*LAUNCHER, "cluster", "stop", *others], settings)
+    make_room((*keep, broker), settings, echo, "this lesson does not need")
     echo(f"starting the {NAMES[broker]} cluster (three nodes; this takes about half a "
          "minute) ...")
     started = time.monotonic()

@@ -23,8 +23,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from brokerlab.clusters import SMALL_MACHINE, memory_limit
-from brokerlab.faults import BROKERS, LAUNCHER, FaultError, down_nodes, node_names, run_command
+from brokerlab.clusters import make_room
+from brokerlab.faults import LAUNCHER, FaultError, run_command
 from brokerlab.health import port_open
 from brokerlab.settings import Settings, get_settings, read_env_file
 
@@ -123,19 +123,6 @@ def _runs(folder: Path, settings: Settings) -> bool:
     return True
 
 
-def _make_room(settings: Settings, echo: Callable[[str], None]) -> None:
-    """On a small machine (Binder's 2 GiB) stop module 04's clusters before a demo
-    classroom starts beside the course's brokers; 04.01-04.06 start them again on demand."""
-    limit = memory_limit()
-    if limit is None or limit >= SMALL_MACHINE:
-        return
-    running = [b for b in BROKERS if len(down_nodes(b, settings)) < len(node_names(b, settings))]
-    if running:
-        echo(f"this machine has {limit / 2**30:.1f} GiB of memory: stopping module 04's "
-             f"{', '.join(running)} cluster(s) first (its lessons start them again)")
-        run_command([*LAUNCHER, "cluster", "stop", *running], settings, timeout=STOP_TIMEOUT)
-
-
 def open_classroom(settings: Settings | None = None, *,
                    echo: Callable[[str], None] = print) -> SecuredBrokers:
     """A running classroom (BROKERLAB_CLASSROOM_DIR or the default folder) if this user may
@@ -167,7 +154,8 @@ def open_classroom(settings: Settings | None = None, *,
             "it on your own machine (it starts a demo classroom there). Your own classroom: "
             "set BROKERLAB_CLASSROOM_DIR to its folder and restart the kernel. A leftover: "
             "stop it with `python -m brokerlab.backstage classroom stop --dir DIR`.")
-    _make_room(settings, echo)
+    # On a small machine (Binder's 2 GiB) module 04's clusters make room for the demo.
+    make_room((), settings, echo, "of module 04 first (its lessons start them again)")
     demo = Path(tempfile.mkdtemp(prefix="brokerlab-classroom-demo-"))
     folder = demo / "classroom"
     (demo / "roster.csv").write_text(DEMO_ROSTER)
