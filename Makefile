@@ -180,9 +180,12 @@ notebooks: install-python
 
 # Every notebook twice in a row, from fresh kernels; then nothing may be left behind.
 # The second run keeps what it executed in build/executed/ for `make site` (tools/nbval_keep.py).
+# tools/notebook_lanes.py runs module 04 (the clusters) beside the lessons on the single
+# brokers, and the measuring lessons alone.
+LANES := $(PY) tools/notebook_lanes.py
 notebooks-twice: install-python
-	$(NBVAL) notebooks solutions
-	rm -rf build/executed && PYTHONPATH=tools $(NBVAL) -p nbval_keep --keep-executed build/executed notebooks solutions
+	$(LANES) '$(NBVAL)' notebooks solutions
+	rm -rf build/executed && PYTHONPATH=tools $(LANES) '$(NBVAL) -p nbval_keep --keep-executed build/executed' notebooks solutions
 	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
 
 # The external path (docker compose, a classroom cluster) proven here without Docker: every
@@ -199,7 +202,7 @@ test-external: install-python
 	BROKERLAB_RESTART_COMMAND='$(LAUNCHER_CLI) restart {broker} $$([ {mode} = crash ] && echo --crash)' \
 	BROKERLAB_KILL_NODE_COMMAND='$(LAUNCHER_CLI) node kill {node}' \
 	BROKERLAB_START_NODE_COMMAND='$(LAUNCHER_CLI) node start {node}' \
-	$(NBVAL) $(FAULT_NOTEBOOKS)
+	$(LANES) '$(NBVAL)' $(FAULT_NOTEBOOKS)
 	$(PY) tools/leftovers.py --prefix "$(COURSE_NAMESPACE)-"
 else
 test-external:

@@ -53,6 +53,16 @@ def test_pace_and_work_end_promptly() -> None:
     assert time.monotonic() - t0 < 1.0
 
 
+def test_busy_only_while_working_on_a_message() -> None:
+    worker = W.Worker("course-test-busy", _idle, rate=0.1)
+    seen: list[bool] = []
+    threading.Timer(0.1, lambda: seen.append(worker.busy)).start()
+    threading.Timer(0.3, lambda: setattr(worker, "crashed", True)).start()
+    assert worker.busy is False
+    assert worker.work() is False
+    assert seen == [True] and worker.busy is False
+
+
 def test_graceful_stop_lets_the_work_finish() -> None:
     worker = W.Worker("course-test-finish", _idle, rate=5)  # 0.2 s per message
     worker.request_stop()

@@ -36,7 +36,7 @@ from brokerlab.workers import stop_all
 __all__ = [
     "FAST_GROUP", "GroupView", "PartitionState", "Rec", "abandon", "admin_at", "admin_call",
     "begin_offsets", "cleanup", "cluster_settings", "committed", "create_topic",
-    "elect_preferred", "elect_unclean", "end_offsets", "evict_members", "group_lag",
+    "end_offsets", "evict_members", "group_lag",
     "group_members", "is_balanced", "node_name", "partition_for_key", "partition_table",
     "partitions", "read_all", "restore_broker_configs", "send_all", "set_broker_config",
     "topic_config", "topic_config_source", "wait_balanced", "wait_partitions",
@@ -471,29 +471,6 @@ def topic_config_source(topic: str, key: str, settings: Settings | None = None) 
 
 
 # ---------------------------------------------------------------- module 04 elections
-
-
-def elect_unclean(topic: str, partition: int = 0, settings: Settings | None = None) -> int:
-    """Force an unclean leader election (an operator choosing availability); 0 = accepted.
-
-    04.02: an out-of-date replica becomes leader; records only the old leader held are
-    gone for good.
-    """
-
-    def elect(admin: Any) -> int:
-        response = admin.elect_leaders(1, {topic: [partition]}, timeout_ms=5000,
-                                       raise_errors=False)
-        codes = [p.error_code for r in response.replica_election_results
-                 for p in r.partition_result]
-        return max(codes, default=0)
-
-    return admin_call(elect, settings)
-
-
-def elect_preferred(topic: str, settings: Settings | None = None) -> None:
-    """Move each partition's leadership back to its preferred (first) replica (04.01)."""
-    admin_call(lambda a: a.elect_leaders(0, [topic], timeout_ms=5000, raise_errors=False),
-               settings)
 
 
 # ---------------------------------------------------------------- cleanup

@@ -5,7 +5,7 @@ basic_ack, confirm_delivery, ...) are written in the notebooks themselves. This 
 only looks into the broker, for check cells, the control panel and cleanup:
 
     from brokerlab import rabbitmq as rmq
-    rmq.management_get("/api/overview")        # the one management-API client (01.01)
+    rmq.management_get("/api/overview")        # GET through the one management client (01.01)
     rmq.queue_counts(queue)                    # ready, unacked, consumers (01.01, 01.02)
     rmq.queue_info(queue)                      # durable, type, ... from the API (01.03)
     rmq.topic_matches("*.orange.*", key)       # the topic exchange's rule (01.04)
@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -40,21 +41,34 @@ def management_get(path: str, settings: Settings | None = None, *,
                    base_url: str | None = None, timeout: float = 5.0) -> Any:
     """GET `path` (e.g. '/api/queues/%2F') from the RabbitMQ management HTTP API; parsed JSON.
 
-    The one management-API client of the package. It logs in with the user and password
-    of RABBITMQ_URL; `base_url` picks another node's API (a cluster node's, from
-    `settings.rabbitmq_cluster_management_urls`), default `settings.rabbitmq_management_url`.
-    Raises OSError (urllib's URLError/HTTPError) when the API does not answer or refuses.
+    It logs in with the user and password of RABBITMQ_URL; `base_url` picks another
+    node's API (a cluster node's, from `settings.rabbitmq_cluster_management_urls`),
+    default `settings.rabbitmq_management_url`. Raises OSError (urllib's URLError /
+    HTTPError) when the API does not answer or refuses.
     Used by 01.01's window into the broker, 04.03's quorum-queue view, cleanup and the panel.
     """
     settings = settings or get_settings()
     amqp = urlsplit(settings.rabbitmq_url)
     user, password = unquote(amqp.username or "guest"), unquote(amqp.password or "guest")
-    base = (base_url or settings.rabbitmq_management_url).rstrip("/")
-    request = urllib.request.Request(base + path)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return management_call("GET", base_url or settings.rabbitmq_management_url, path,
+                           (user, password), timeout=timeout)
+
+
+def management_call(method: str, base_url: str, path: str, auth: tuple[str, str],
+                    body: Any = None, *, context: ssl.SSLContext | None = None,
+                    timeout: float = 5.0) -> Any:
+    """The one management-API client of the package: `method` `path` on `base_url` as
+    user `auth[0]`, with `body` sent as JSON; the parsed answer (None when empty).
+    Raises urllib.error.HTTPError for a 4xx/5xx answer, URLError when nobody answers.
+    `context` verifies an https API (the classroom's, with the course CA)."""
+    request = urllib.request.Request(base_url.rstrip("/") + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        text = response.read()
+        return json.loads(text) if text else None
 
 
 def vhost(settings: Settings | None = None) -> str:

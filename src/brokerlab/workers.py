@@ -68,6 +68,7 @@ class Worker:
     ledger: Ledger = field(default_factory=Ledger)
     error: BaseException | None = None
     crashed: bool = False
+    busy: bool = False       # inside `work()`: holding a message it has not finished
     rate: float = 0.0
     size: int = 0
     broker: str = ""
@@ -190,12 +191,16 @@ class Worker:
         rate = self.rate
         total = seconds + (1.0 / rate if rate > 0 else 0.0)
         deadline = time.monotonic() + total
-        while not self.crashed:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return True
-            time.sleep(min(0.02, left))
-        return False
+        self.busy = True
+        try:
+            while not self.crashed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                time.sleep(min(0.02, left))
+            return False
+        finally:
+            self.busy = False
 
     def payload(self) -> str:
         """The next generated message: `<name>#<n>`, padded with 'x' to `size` bytes."""

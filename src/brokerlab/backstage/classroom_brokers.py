@@ -15,9 +15,7 @@ ports), TLS only, with the course CA's server certificate (see classroom.py):
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import ssl
 import urllib.error
@@ -30,6 +28,7 @@ from urllib.parse import quote
 
 from brokerlab.backstage import process, single
 from brokerlab.backstage.process import LauncherError, Place
+from brokerlab.rabbitmq import management_call
 
 BROKERS = ("rabbitmq", "redis", "kafka")
 ADMIN = "admin"
@@ -138,19 +137,11 @@ def rabbitmq_argv_env(layout: Layout) -> tuple[list[str], dict[str, str]]:
 
 def rabbitmq_api(layout: Layout, method: str, path: str, auth: tuple[str, str],
                  body: dict[str, Any] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
-    """One call to the management HTTP API; (status, parsed JSON or None). Never raises
-    for an HTTP status: callers decide."""
-    request = urllib.request.Request(f"https://127.0.0.1:{RABBITMQ_PORTS[1]}{path}",
-                                     method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
+    """One call to the classroom's management API (HTTPS, the course CA); (status, parsed
+    JSON or None), 200 standing for every success. Never raises for an HTTP status."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout,
-                                    context=layout.ssl_context()) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
+        return 200, management_call(method, f"https://127.0.0.1:{RABBITMQ_PORTS[1]}", path,
+                                    auth, body, context=layout.ssl_context(), timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc.code, None
 
