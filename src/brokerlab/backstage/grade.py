@@ -40,12 +40,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
-from nbformat import NotebookNode
+from typing import TYPE_CHECKING, Any
 
 from brokerlab.settings import Settings, read_env_file
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 ROOT = Path(__file__).resolve().parents[3]
 STATUSES = ("passed", "failed", "timeout", "crashed", "error")
@@ -107,6 +107,7 @@ def prepare(submission: NotebookNode, lab: NotebookNode
             ) -> tuple[NotebookNode, list[int | None], list[str]]:
     """The submission ready to run (outputs cleared, edited checks restored), where each of
     the lab's checks sits in it (None: missing), and notes for the instructor."""
+    import nbformat  # here, not at the top: the launcher's other commands start faster
     nb = nbformat.from_dict(json.loads(json.dumps(submission)))
     for cell in (c for c in nb.cells if c.cell_type == "code"):
         cell.outputs, cell.execution_count = [], None
@@ -208,6 +209,7 @@ def student_env(login: str, classroom: Path | None, required: bool) -> dict[str,
 
 def run_child(nb_path: str, out_path: str, state_path: str, cell_timeout: str) -> int:
     """In the child process: execute the notebook, saving it and a state file as it goes."""
+    import nbformat  # here, not at the top: the launcher's other commands start faster
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -278,6 +280,7 @@ def clean_namespace(lesson: str, brokers: list[str], env: dict[str, str]) -> str
 def grade_one(sub: Submission, lab_path: Path, out: Path, env: dict[str, str],
               timeout: float, cell_timeout: float) -> Result:
     """Run one submission in its own process group and grade it. Never raises."""
+    import nbformat
     result = Result(sub.login, sub.lab, "error")
     begin = time.monotonic()
     try:
