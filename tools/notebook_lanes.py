@@ -71,8 +71,12 @@ def split(paths: list[Path]) -> dict[str, list[Path]]:
 
 
 def run(command: list[str], paths: list[Path], log: Path | None = None) -> subprocess.Popen[bytes]:
-    out = None if log is None else log.open("wb")
-    return subprocess.Popen([*command, *map(str, paths)], stdout=out, stderr=subprocess.STDOUT)
+    """Start nbval on `paths`, its output to ours or to `log`."""
+    argv = [*command, *map(str, paths)]
+    if log is None:
+        return subprocess.Popen(argv, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -470,9 +470,6 @@ def topic_config_source(topic: str, key: str, settings: Settings | None = None) 
     return _config_entry(topic, key, settings).get("config_source")
 
 
-# ---------------------------------------------------------------- module 04 elections
-
-
 # ---------------------------------------------------------------- cleanup
 
 

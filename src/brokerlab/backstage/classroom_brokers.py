@@ -19,7 +19,6 @@ import hashlib
 import os
 import ssl
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
