@@ -41,15 +41,14 @@ from pathlib import Path
 
 from brokerlab.backstage import classroom_brokers as brokers
 from brokerlab.backstage import process
-from brokerlab.backstage.classroom_brokers import ADMIN, Layout, write_private
+from brokerlab.backstage.classroom_brokers import ADMIN, INSTRUCTOR, Layout, write_private
 from brokerlab.backstage.process import LauncherError
 from brokerlab.settings import Settings, get_settings
 from brokerlab.settings import read_env_file as load_env
 
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-RESERVED = frozenset({"admin", "instructor", "guest", "default"})
-INSTRUCTOR = "instructor"
+RESERVED = frozenset({ADMIN, INSTRUCTOR, "guest", "default"})
 CERT_DAYS = 825
 
 
@@ -281,18 +280,18 @@ def start(roster: Path, root: Path | None = None, *, rotate: bool = False,
         ensure_certificates(layout)
         layout.env_dir.mkdir(exist_ok=True)
         os.chmod(layout.env_dir, 0o700)
-        instructor = layout.env_dir / f"{INSTRUCTOR}.env"
+        instructor = layout.env_file(INSTRUCTOR)
         admin_password = password_of(instructor) or new_password()
         write_private(instructor, render_env(env_values(INSTRUCTOR, admin_password,
                                                         layout.root, layout.host)))
         passwords: dict[str, str] = {}
         for student in students:
-            old = None if rotate else password_of(layout.env_dir / f"{student.login}.env")
+            old = None if rotate else password_of(layout.env_file(student.login))
             passwords[student.login] = old or new_password()
         wanted = {s.login for s in students}
         others = sorted(p.stem for p in layout.env_dir.glob("*.env")
                         if p.stem not in wanted and p.stem != INSTRUCTOR)
-        kept = {} if prune else {login: password_of(layout.env_dir / f"{login}.env") or ""
+        kept = {} if prune else {login: password_of(layout.env_file(login)) or ""
                                  for login in others}
         accounts = {**{k: v for k, v in kept.items() if v}, **passwords}
         removed = others if prune else []
@@ -303,10 +302,10 @@ def start(roster: Path, root: Path | None = None, *, rotate: bool = False,
         brokers.redis_accounts(layout, admin_password, accounts)
         brokers.kafka_accounts(layout, admin_password, accounts, removed)
         for login, password in passwords.items():  # written once the brokers accept them
-            write_private(layout.env_dir / f"{login}.env",
+            write_private(layout.env_file(login),
                           render_env(env_values(login, password, layout.root, layout.host)))
         for login in removed:
-            (layout.env_dir / f"{login}.env").unlink(missing_ok=True)
+            layout.env_file(login).unlink(missing_ok=True)
         seconds = time.monotonic() - began
     for broker, how in outcome.items():
         if how == "reused":
@@ -341,7 +340,7 @@ def stop(root: Path | None = None, echo: Callable[[str], None] = print) -> int:
 
 def status(root: Path | None = None) -> list[process.Status]:
     layout = _check_dir(root or default_dir())
-    password = password_of(layout.env_dir / f"{INSTRUCTOR}.env") or ""
+    password = password_of(layout.env_file(INSTRUCTOR)) or ""
     rows = []
     for broker in brokers.BROKERS:
         where = layout.place(broker)
@@ -364,7 +363,7 @@ def reset(login: str, root: Path | None = None, echo: Callable[[str], None] = pr
     layout = _check_dir(root or default_dir())
     if login not in students_of(layout.root):
         raise LauncherError(f"no student {login!r} in the classroom at {layout.root}")
-    password = password_of(layout.env_dir / f"{INSTRUCTOR}.env") or ""
+    password = password_of(layout.env_file(INSTRUCTOR)) or ""
     down = [r.name for r in status(layout.root) if r.state != "running"]
     if down:
         raise LauncherError(f"{', '.join(down)} not running: `classroom start` first")

@@ -31,6 +31,7 @@ from brokerlab.rabbitmq import management_call
 
 BROKERS = ("rabbitmq", "redis", "kafka")
 ADMIN = "admin"
+INSTRUCTOR = "instructor"   # the instructor's environment file: env/instructor.env
 RABBITMQ_PORTS = (5671, 15671, 25671)  # AMQPS, management HTTPS, Erlang distribution
 RABBITMQ_NODE = "classroom5671@localhost"
 REDIS_PORT = 6390
@@ -77,6 +78,10 @@ class Layout:
     @property
     def env_dir(self) -> Path:
         return self.root / "env"
+
+    def env_file(self, login: str) -> Path:
+        """The environment file of `login` (a student, or the instructor)."""
+        return self.env_dir / f"{login}.env"
 
     def place(self, broker: str) -> Place:
         return Place(f"classroom {broker}", self.root / broker)
@@ -280,7 +285,7 @@ def redis_reset(layout: Layout, admin_password: str, login: str) -> int:
 def kafka_overrides(layout: Layout) -> dict[str, object]:
     _, _, server_keystore = layout.pem("server")
     _, _, controller_keystore = layout.pem("controller")
-    instructor = layout.env_dir / "instructor.env"
+    instructor = layout.env_file(INSTRUCTOR)
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     return {
         **single.kafka_single_node(KAFKA_CONTROLLER_PORT),

@@ -308,24 +308,26 @@ class PanelModel:
     @guarded
     def stop(self, which: int | str | Worker) -> Worker:
         """Graceful stop: finish the message in hand, ack it, close cleanly. Button "stop"."""
-        worker = self.worker(which)
-        worker.stop()
-        self.changed()
-        means = (STOP_MEANS[self.kind] if worker.role == "consumer"
-                 else "its connection closed cleanly")
-        self.say(f"{self.labels[worker.name]} stopped gracefully: {means}")
-        return worker
+        return self._end(which, crash=False)
 
     @guarded
     def kill(self, which: int | str | Worker) -> Worker:
         """Crash: no ack for what it holds, no clean close. Button "kill"."""
+        return self._end(which, crash=True)
+
+    def _end(self, which: int | str | Worker, *, crash: bool) -> Worker:
         worker = self.worker(which)
-        worker.kill()
+        if crash:
+            worker.kill()
+            lost = ", its unsent buffer lost" if self.broker == "kafka" else ""
+            means, done = f"its connection dropped without a clean close{lost}", "killed"
+        else:
+            worker.stop()
+            means, done = "its connection closed cleanly", "stopped gracefully"
+        if worker.role == "consumer":
+            means = (KILL_MEANS if crash else STOP_MEANS)[self.kind]
         self.changed()
-        means = (KILL_MEANS[self.kind] if worker.role == "consumer"
-                 else "its connection dropped without a clean close"
-                 + (", its unsent buffer lost" if self.broker == "kafka" else ""))
-        self.say(f"{self.labels[worker.name]} killed: {means}")
+        self.say(f"{self.labels[worker.name]} {done}: {means}")
         return worker
 
     @guarded
