@@ -153,3 +153,30 @@ def test_partition_table() -> None:
               kfk.PartitionState("t", 1, -1, (1, 2), (), (1,))]
     lines = kfk.partition_table(states).splitlines()
     assert "none" in lines[2] and not states[1].online
+
+
+# ---------------------------------------------------------------- real brokers
+
+
+@pytest.mark.brokers
+def test_cleanup_evicts_a_crashed_member_and_deletes_its_group() -> None:
+    """A consumer that dies without leaving keeps its group non-empty until its session
+    times out (45 s here); `bl.cleanup` evicts it, so the group and topic go at once."""
+    import brokerlab as bl
+    from brokerlab.clients import kafka_consumer
+
+    run = bl.Run("99.96", brokers=("kafka",))
+    topic, group = run.topic("orders"), run.group("readers")
+    kfk.create_topic(topic, settings=run.settings)
+    consumer = kafka_consumer(topic, settings=run.settings, group_id=group,
+                              session_timeout_ms=45_000)
+    try:
+        assert bl.wait_until(lambda: consumer.poll(200) is not None and consumer.assignment(),
+                             timeout=30), "the consumer never joined its group"
+        kfk.abandon(consumer)
+        assert kfk.group_members(group, run.settings), "the crashed member left its group"
+        deleted = bl.cleanup(run)
+        assert deleted["evicted members"] == 1, deleted
+        assert not any(bl.leftovers(run.prefix, brokers=("kafka",)).values())
+    finally:
+        bl.cleanup(run)

@@ -1,7 +1,8 @@
 """Delete what a notebook created, and list what anything left behind.
 
 `cleanup(run)` is the last cell of every notebook: it stops the run's workers, then
-deletes its RabbitMQ queues and exchanges, Redis keys, and Kafka groups and topics.
+deletes its RabbitMQ queues and exchanges, Redis keys, and Kafka groups and topics (after
+evicting members that crashed without leaving, and undoing `kafka.set_broker_config`).
 `cluster_cleanup(run)` is the same for module 04's three-node clusters, and first starts
 every node the lesson left down. `leftovers(prefix)` lists what still carries a name
 prefix; the test suite uses it to prove that notebooks leave nothing behind.
@@ -15,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from brokerlab import clusters, faults
+from brokerlab import clusters, faults, kafka
 from brokerlab.checks import wait_until
 from brokerlab.clients import kafka_admin, rabbitmq_connection, redis_at, redis_client
 from brokerlab.naming import Run
@@ -145,6 +146,7 @@ def delete_named(run: Run, settings: Settings, brokers: tuple[str, ...]) -> dict
             finally:
                 client.close()
     if "kafka" in brokers:
+        deleted["evicted members"] = kafka.evict_members(run, settings)
         deleted.update(delete_kafka_names(run.prefix, settings))
     return deleted
 
@@ -152,11 +154,22 @@ def delete_named(run: Run, settings: Settings, brokers: tuple[str, ...]) -> dict
 def cleanup(run: Run, brokers: tuple[str, ...] | None = None) -> dict[str, int]:
     """Stop the run's workers and delete every resource named by the run. Never hangs.
 
-    Touches the brokers the run's lesson required (all three if it named none).
+    Touches the brokers the run's lesson required (all three if it named none). On Kafka
+    it first undoes this kernel's `kafka.set_broker_config` and evicts members that
+    crashed without leaving; it raises, naming them, if the run's topics or groups remain.
     """
     brokers = brokers or run.brokers or BROKERS
     stop_all(prefix=run.prefix)
-    return delete_named(run, run.settings, brokers)
+    if "kafka" in brokers:
+        kafka.restore_broker_configs(run.settings)
+    deleted = delete_named(run, run.settings, brokers)
+    if "kafka" in brokers:
+        topics, groups = _kafka_names(run.prefix, run.settings)
+        if topics or groups:
+            raise RuntimeError(f"could not delete this run's Kafka topics {topics} and groups "
+                               f"{groups}; delete them with the admin client or run this "
+                               "cell again")
+    return deleted
 
 
 # ---------------------------------------------------------------- module 04's clusters

@@ -4,7 +4,8 @@ Lessons write kafka-python themselves (`KafkaProducer(acks=...)`, a `KafkaConsum
 loop with `commit()` where it belongs, a `ConsumerRebalanceListener`, transactions).
 This module reads (partitions with ISR and ELR, offsets, commits, lag, group members,
 topic settings) and carries the plumbing every Kafka notebook shares: filling and
-reading a topic once 03.01 has shown how, simulating a silent crash, and cleanup.
+reading a topic once 03.01 has shown how, simulating a silent crash, and what
+`bl.cleanup` needs (evicting crashed members, undoing broker settings).
 Lessons, the control panel and cleanup call the same functions:
 
     from brokerlab import kafka as kfk      # kafka-python itself stays `kafka`
@@ -27,15 +28,13 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from brokerlab.checks import wait_until
-from brokerlab.cleanup import cleanup as _brokerlab_cleanup
 from brokerlab.clients import kafka_admin, kafka_consumer, kafka_producer
 from brokerlab.naming import Run
 from brokerlab.settings import Settings, get_settings
-from brokerlab.workers import stop_all
 
 __all__ = [
     "FAST_GROUP", "GroupView", "PartitionState", "Rec", "abandon", "admin_at", "admin_call",
-    "begin_offsets", "cleanup", "cluster_settings", "committed", "create_topic",
+    "begin_offsets", "cluster_settings", "committed", "create_topic",
     "end_offsets", "evict_members", "group_lag",
     "group_members", "is_balanced", "node_name", "partition_for_key", "partition_table",
     "partitions", "read_all", "restore_broker_configs", "send_all", "set_broker_config",
@@ -470,7 +469,7 @@ def topic_config_source(topic: str, key: str, settings: Settings | None = None) 
     return _config_entry(topic, key, settings).get("config_source")
 
 
-# ---------------------------------------------------------------- cleanup
+# ---------------------------------------------------------------- undone by bl.cleanup
 
 
 _CHANGED_CONFIGS: dict[tuple[str, str], str | None] = {}
@@ -479,7 +478,7 @@ _CHANGED_CONFIGS: dict[tuple[str, str], str | None] = {}
 def set_broker_config(key: str, value: object, settings: Settings | None = None) -> None:
     """Change a dynamic broker setting on every broker, remembering the old one (03.04).
 
-    `restore_broker_configs()` (called by `cleanup`) puts it back. 03.04 uses it to wake
+    `restore_broker_configs()` (called by `bl.cleanup`) puts it back. 03.04 uses it to wake
     the log cleaner more often, so compaction happens while you watch.
     """
     def change(admin: Any) -> None:
@@ -516,7 +515,8 @@ def restore_broker_configs(settings: Settings | None = None) -> list[str]:
 
 def evict_members(run: Run, settings: Settings | None = None) -> int:
     """Remove members still in this run's groups (consumers that died without leaving,
-    kept until their session times out); return how many (cleanup)."""
+    kept until their session times out, and a group with members cannot be deleted);
+    return how many. `bl.cleanup` calls it."""
     if not run.groups:
         return 0
 
@@ -532,30 +532,3 @@ def evict_members(run: Run, settings: Settings | None = None) -> int:
         return removed
 
     return admin_call(evict, settings or run.settings)
-
-
-def cleanup(run: Run, settings: Settings | None = None) -> dict[str, int]:
-    """The last cell of every module 03 notebook: evict members that crashed without
-    leaving (else their group cannot be deleted), restore broker settings, then
-    `bl.cleanup` (which re-deletes topics that come back). Raises, naming them, if
-    topics or groups of this run remain."""
-    settings = settings or run.settings
-    stop_all(prefix=run.prefix)
-    evicted = evict_members(run, settings)
-    restore_broker_configs(settings)
-    deleted = _brokerlab_cleanup(run, brokers=("kafka",))  # deletes, then re-deletes
-    deleted = {k: v for k, v in deleted.items() if k in ("topics", "groups")}
-    deleted["evicted members"] = evicted
-
-    def leftovers(admin: Any) -> tuple[list[str], list[str]]:
-        topics = sorted(t for t in admin.list_topics() if t.startswith(run.prefix))
-        groups = sorted(g["group_id"] for g in admin.list_groups()
-                        if g["group_id"].startswith(run.prefix))
-        return topics, groups
-
-    topics, groups = admin_call(leftovers, settings)
-    if topics or groups:
-        raise RuntimeError(f"could not delete this run's Kafka topics {topics} and groups "
-                           f"{groups}; delete them with the admin client or re-run this cell")
-    return deleted
-
