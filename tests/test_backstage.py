@@ -7,6 +7,7 @@ REDIS_URL / KAFKA_BOOTSTRAP_SERVERS say), so the brokers the notebooks use are u
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -17,20 +18,41 @@ import pytest
 
 from brokerlab.backstage import clusters, process, single
 from brokerlab.checks import wait_until
-from brokerlab.health import check, port_open
+from brokerlab.health import check
 from brokerlab.settings import Settings
 
 pytestmark = pytest.mark.native
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+_GIVEN: set[int] = set()
+
+
 def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        if port < 65000 and not port_open("127.0.0.1", port + 1):
+    """A port p with p and p + 1 free, below the kernel's ephemeral range, and not given
+    to another test or node of this session.
+
+    A port the kernel hands out for `bind(0)` can also become the local end of any
+    outgoing connection on this machine before the broker binds it (Kafka once failed
+    with "Address already in use" that way); ports below the range are never used so.
+    """
+    range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
+    for _ in range(200):
+        port = random.randrange(20000, low - 1)
+        if _GIVEN.isdisjoint({port - 1, port, port + 1}) and _bindable(port) \
+                and _bindable(port + 1):
+            _GIVEN.add(port)
             return port
-    raise RuntimeError("no free port pair")
+    raise RuntimeError(f"no free port pair between 20000 and {low}")
 
 
 @pytest.fixture
