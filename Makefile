@@ -180,9 +180,8 @@ notebooks: install-python
 
 # Every notebook twice in a row, from fresh kernels; then nothing may be left behind.
 # The second run keeps what it executed in build/executed/ for `make site` (tools/nbval_keep.py).
-# tools/notebook_lanes.py runs two lanes at once: the lessons on the single brokers (those that
-# restart one last), and module 03 then module 04 (the clusters) and 06.01; the measuring
-# lessons run alone after them.
+# tools/notebook_lanes.py runs module 04 (the clusters) and 06.01 beside the lessons on the single
+# brokers, and the measuring lessons alone.
 LANES := $(PY) tools/notebook_lanes.py
 notebooks-twice: install-python
 	$(LANES) '$(NBVAL)' notebooks solutions

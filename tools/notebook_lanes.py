@@ -3,13 +3,11 @@
 On two cores most of a notebook run is waiting on a broker, so CI runs two nbval
 processes at once, split by what each notebook needs to itself:
 
-- lane 1, ``single``: the lessons on the single brokers. Those that restart a single
-  broker or change a setting for every client (``RESTARTS`` below) run last, once no
-  other lesson is on the single brokers;
-- lane 2: first ``beside`` (``BESIDE``: more lessons on the single brokers, which keep
-  to their own names, so they can share the brokers with lane 1 and leave the two lanes
-  even), then ``clusters``: module 04 (it kills and starts nodes of the three-node
-  clusters, which no other lesson uses) and 06.01 (the classroom's own brokers);
+- lane ``clusters``: module 04 (it kills and starts nodes of the three-node clusters,
+  which no other lesson uses) and 06.01 (the classroom's own brokers);
+- lane ``single``: every other notebook, on the single brokers. Those that restart a
+  single broker or change a setting for every client (``RESTARTS`` below) run last in
+  this lane, after the ones that share the brokers;
 - then, alone on the machine, the notebooks that measure throughput (``MEASURES``): a
   neighbour would skew their figures.
 
@@ -27,7 +25,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -41,9 +38,7 @@ RESTARTS = {  # lesson -> what it does to the single brokers
     "03.04": "restarts Kafka and changes a broker setting",
     "07.03": "lowers a Redis output-buffer limit for every client",
 }
-BESIDE = ("03.",)  # module 03's Kafka lessons but 03.04 (a restart): about a third of lane 1
 MEASURES = ("05.", "07.01")  # throughput figures and same-run ratios
-LANES = ("single", "restarts", "beside", "clusters", "measures")
 
 
 def lesson(path: Path) -> str:
@@ -52,15 +47,13 @@ def lesson(path: Path) -> str:
 
 
 def lane(path: Path) -> str:
-    """Which group of `LANES` a notebook runs in."""
+    """'clusters', 'single', 'restarts' (single, at the end) or 'measures'."""
     number = lesson(path)
     if number.startswith(CLUSTERS):
         return "clusters"
     if number.startswith(MEASURES):
         return "measures"
-    if number in RESTARTS:
-        return "restarts"
-    return "beside" if number.startswith(BESIDE) else "single"
+    return "restarts" if number in RESTARTS else "single"
 
 
 def notebooks(places: list[str]) -> list[Path]:
@@ -71,57 +64,19 @@ def notebooks(places: list[str]) -> list[Path]:
 
 
 def split(paths: list[Path]) -> dict[str, list[Path]]:
-    lanes: dict[str, list[Path]] = {name: [] for name in LANES}
+    lanes: dict[str, list[Path]] = {"clusters": [], "single": [], "restarts": [], "measures": []}
     for path in paths:
         lanes[lane(path)].append(path)
     return lanes
 
 
-def run(command: list[str], paths: list[Path], log: Path | None = None,
-        started: list[subprocess.Popen[bytes]] | None = None) -> int:
-    """nbval on `paths` (none: nothing to do), its output to ours or appended to `log`;
-    its process handle goes into `started`, so it can be stopped from elsewhere."""
-    if not paths:
-        return 0
-    out = log.open("ab") if log else None
-    try:
-        process = subprocess.Popen([*command, *map(str, paths)], stdout=out,
-                                   stderr=subprocess.STDOUT)
-    finally:
-        if out:
-            out.close()  # the child keeps its own copy
-    if started is not None:
-        started.append(process)
-    try:
-        return process.wait()
-    finally:
-        if process.poll() is None:  # interrupted: no nbval outlives this command
-            process.terminate()
-            process.wait(30)
-
-
-class SecondLane(threading.Thread):
-    """Lane 2: `beside`, then `clusters`, into one log; `beside_done` is set between them."""
-
-    def __init__(self, command: list[str], lanes: dict[str, list[Path]], log: Path) -> None:
-        super().__init__(daemon=True)
-        self.command, self.lanes, self.log = command, lanes, log
-        self.beside_done = threading.Event()
-        self.status = 0
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def run(self) -> None:
-        try:
-            self.status |= run(self.command, self.lanes["beside"], self.log, self.started) != 0
-        finally:
-            self.beside_done.set()
-        self.status |= run(self.command, self.lanes["clusters"], self.log, self.started) != 0
-
-    def stop(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.terminate()
-        self.join(60)
+def run(command: list[str], paths: list[Path], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start nbval on `paths`, its output to ours or to `log`."""
+    argv = [*command, *map(str, paths)]
+    if log is None:
+        return subprocess.Popen(argv, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", help="the nbval command, one shell-quoted string")
     parser.add_argument("places", nargs="*", help="notebooks or folders of notebooks")
     parser.add_argument("--artifacts", type=Path, default=ARTIFACTS,
-                        help="where the second lane's log goes (default artifacts/)")
+                        help="where the clusters lane's log goes (default artifacts/)")
     args = parser.parse_args(argv)
     if args.list:
         places = ([args.command] if args.command else []) + args.places
@@ -142,27 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.split(args.command)
     lanes = split(notebooks(args.places))
     started = time.monotonic()
-    args.artifacts.mkdir(parents=True, exist_ok=True)
-    log = args.artifacts / "lane-2.log"
-    log.write_bytes(b"")
-    second = SecondLane(command, lanes, log)
-    print(f"lanes: {len(lanes['single']) + len(lanes['restarts'])} notebook(s) in lane 1 "
-          f"beside {len(lanes['beside'])} + {len(lanes['clusters'])} in lane 2 "
-          f"(lane 2's output: {log})", flush=True)
-    second.start()
+    status = 0
+    beside = None
+    log = args.artifacts / "lane-clusters.log"
+    if lanes["clusters"]:
+        args.artifacts.mkdir(parents=True, exist_ok=True)
+        print(f"lanes: {len(lanes['clusters'])} notebook(s) on the clusters beside "
+              f"{len(lanes['single']) + len(lanes['restarts'])} on the single brokers "
+              f"(the clusters lane's output: {log})", flush=True)
+        beside = run(command, lanes["clusters"], log)
     try:
-        status = run(command, lanes["single"]) != 0
-        second.beside_done.wait()  # a restart would break a lesson of lane 2 on its broker
-        status |= run(command, lanes["restarts"]) != 0
-        second.join()
+        for name in ("single", "restarts"):
+            if lanes[name]:
+                status |= run(command, lanes[name]).wait() != 0
+        if beside is not None:
+            status |= beside.wait() != 0
+            print("---- the clusters lane:", flush=True)
+            sys.stdout.write(log.read_text(errors="replace"))
+        if lanes["measures"]:
+            print(f"lanes: {len(lanes['measures'])} measuring notebook(s), alone", flush=True)
+            status |= run(command, lanes["measures"]).wait() != 0
     finally:
-        second.stop()
-    status |= second.status
-    print("---- lane 2:", flush=True)
-    sys.stdout.write(log.read_text(errors="replace"))
-    if lanes["measures"]:
-        print(f"lanes: {len(lanes['measures'])} measuring notebook(s), alone", flush=True)
-        status |= run(command, lanes["measures"]) != 0
+        if beside is not None and beside.poll() is None:
+            beside.terminate()
+            beside.wait(30)
     print(f"lanes: {'FAILED' if status else 'passed'} in {time.monotonic() - started:.0f} s")
     return 1 if status else 0
 
